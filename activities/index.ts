@@ -1,0 +1,2 @@
+export { createApprovalActivities, type ApprovalActivities, type ApprovalRequest } from './approval';
+export { createNacActivities, type NacActivities } from './nac';

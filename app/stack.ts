@@ -1,0 +1,197 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import type { AppConfig } from '../config/config';
+import { createIngress } from '../ingress/app';
+import { timingFor } from '../ingress/event-processor';
+import type { ReadinessCheck } from '../ingress/routes/health';
+import { createNacAdapter } from '../nac';
+import type { NacAdapter } from '../nac/adapter';
+import { createFeishuPlatform, type FeishuPlatform } from '../platforms/feishu/feishu-platform';
+import { startFeishuSimulator, type FeishuSimulator } from '../simulators/feishu/server';
+import { startNacSimulator, type NacSimulator } from '../simulators/nac/server';
+import { ensureSearchAttributes, startDevServer, assertPortFree, type DevServer } from '../temporal/dev-server';
+import { createWorkers, installRuntimeLogger } from '../worker/worker';
+import type { Logger } from './logger';
+import { startFeishuLongConnection } from './feishu-ws';
+
+/**
+ * Composes the running system from its parts. `npm start` runs all of them in one process; `approval-plus worker`,
+ * `ingress` and `sim` run one part each against a shared Temporal (TEMPORAL_ADDRESS).
+ */
+export interface StackParts {
+  temporal: boolean; // embedded dev server (ignored when TEMPORAL_ADDRESS is set)
+  simulators: boolean;
+  worker: boolean;
+  ingress: boolean;
+}
+
+export interface Stack {
+  config: AppConfig;
+  temporalAddress: string;
+  temporalUiUrl?: string;
+  ingressUrl?: string;
+  client?: Client;
+  feishuSim?: FeishuSimulator;
+  nacSim?: NacSimulator;
+  nac?: NacAdapter;
+  platform?: FeishuPlatform;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  /** Dev-server state file; undefined = throw-away (tests). */
+  temporalDbFile?: string;
+  temporalPort?: number;
+  temporalUiPort?: number | null;
+  nacSimStateFile?: string;
+  redeliveryScale?: number;
+  budgetMs?: number;
+  say?: (line: string) => void;
+}
+
+export async function startStack(
+  config: AppConfig,
+  parts: StackParts,
+  logger: Logger,
+  opts: StackOptions = {}
+): Promise<Stack> {
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch((err) => logger.error({ err }, 'shutdown step failed'));
+    stops.length = 0;
+  };
+  try {
+    const stack: Stack = { config, temporalAddress: config.temporal.address ?? '', stop };
+    if (parts.ingress) {
+      await assertPortFree(
+        config.port,
+        config.host,
+        'the ingress',
+        'Stop whatever uses it, or set PORT to another port.'
+      );
+    }
+
+    let devServer: DevServer | undefined;
+    if (!config.temporal.address && parts.temporal) {
+      devServer = await startDevServer({
+        port: opts.temporalPort ?? 7233,
+        uiPort: opts.temporalUiPort === undefined ? config.temporal.uiPort : opts.temporalUiPort,
+        dbFile: opts.temporalDbFile,
+        namespace: config.temporal.namespace,
+        logFile: opts.temporalDbFile ? path.join(path.dirname(opts.temporalDbFile), 'temporal.log') : undefined,
+        say: opts.say,
+      });
+      stops.push(() => devServer!.stop());
+      stack.temporalAddress = devServer.address;
+      stack.temporalUiUrl = devServer.uiUrl;
+    } else if (!config.temporal.address && (parts.worker || parts.ingress)) {
+      stack.temporalAddress = '127.0.0.1:7233';
+    }
+
+    if (parts.simulators) {
+      stack.nacSim = await startNacSimulator({
+        port: config.nacSimPort,
+        iseUsername: config.nac.username ?? '',
+        isePassword: config.nac.password ?? '',
+        clientId: config.nac.clientId ?? '',
+        clientSecret: config.nac.clientSecret ?? '',
+        whitelistGroup: config.nac.iseGroup,
+        stateFile: opts.nacSimStateFile,
+      });
+      stops.push(() => stack.nacSim!.close());
+      stack.feishuSim = await startFeishuSimulator({
+        port: config.feishuSimPort,
+        appId: config.feishu.appId,
+        appSecret: config.feishu.appSecret,
+        encryptKey: config.feishu.encryptKey,
+        verificationToken: config.feishu.verificationToken,
+        webhookUrl: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port}/webhook/feishu`,
+        redeliveryScale: opts.redeliveryScale,
+      });
+      stops.push(() => stack.feishuSim!.close());
+    }
+
+    if (!parts.worker && !parts.ingress) return stack;
+
+    const tls = config.temporal.tls || config.temporal.apiKey ? {} : undefined;
+    const connectOpts = { address: stack.temporalAddress, tls, apiKey: config.temporal.apiKey };
+    const readiness: ReadinessCheck[] = [];
+
+    if (parts.worker) {
+      installRuntimeLogger(logger);
+      const nativeConnection = await NativeConnection.connect(connectOpts);
+      stops.push(() => nativeConnection.close());
+      if (config.temporal.address) await ensureSearchAttributesVia(connectOpts, config.temporal.namespace);
+      stack.platform = createFeishuPlatform(config.feishu, { logger });
+      stack.nac = createNacAdapter(config.nac);
+      await stack.nac.verify();
+      await stack.platform.subscribeApprovals(
+        config.routes.filter((r) => r.platform === 'feishu').map((r) => r.approvalCode)
+      );
+      const workers = await createWorkers({
+        connection: nativeConnection,
+        namespace: config.temporal.namespace,
+        platforms: { feishu: stack.platform },
+        nac: stack.nac,
+        nacMaxRps: config.nac.maxRps,
+        workflowBundlePath: process.env.WORKFLOW_BUNDLE || undefined,
+      });
+      const running = workers.run();
+      stops.push(async () => {
+        workers.shutdown();
+        await running;
+      });
+      running.catch((err) => logger.error({ err }, 'worker stopped with an error'));
+    }
+
+    if (parts.ingress) {
+      const connection = await Connection.connect(connectOpts);
+      stops.push(() => connection.close());
+      stack.client = new Client({ connection, namespace: config.temporal.namespace });
+      if (config.feishu.eventMode === 'ws') {
+        const ws = await startFeishuLongConnection(config, stack.client, logger);
+        stops.push(() => ws.stop());
+        readiness.push(ws.readiness);
+      }
+      const { app } = createIngress({
+        config,
+        client: stack.client,
+        logger,
+        ...timingFor(config),
+        extraReadiness: readiness,
+        budgetMs: opts.budgetMs,
+      });
+      const server = http.createServer(app.callback());
+      server.keepAliveTimeout = 5000;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => resolve());
+      });
+      stops.push(
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          })
+      );
+      const addr = server.address() as AddressInfo;
+      stack.ingressUrl = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${addr.port}`;
+    }
+    return stack;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function ensureSearchAttributesVia(connectOpts: Parameters<typeof Connection.connect>[0], namespace: string) {
+  const connection = await Connection.connect(connectOpts);
+  try {
+    await ensureSearchAttributes(connection, namespace);
+  } finally {
+    await connection.close();
+  }
+}

@@ -1,0 +1,56 @@
+import { Command } from 'commander';
+import { runCancel, runStatus } from './operate';
+import { runDemo } from './demo';
+import { runReconcile } from './reconcile';
+import { runStack } from './run-stack';
+
+/** `approval-plus` — one CLI for running and operating ApprovalPlus. */
+const program = new Command()
+  .name('approval-plus')
+  .description('ApprovalPlus (审批+): run approved automations durably — Wi‑Fi access into the NAC whitelist.')
+  .showHelpAfterError();
+
+program
+  .command('start')
+  .description('Temporal dev server (unless TEMPORAL_ADDRESS) + worker + ingress; simulators too in sandbox mode')
+  .action(() => runStack({ temporal: true, simulators: 'sandbox', worker: true, ingress: true }));
+program
+  .command('worker')
+  .description('only the worker (needs a Temporal server: TEMPORAL_ADDRESS or 127.0.0.1:7233)')
+  .action(() => runStack({ temporal: false, simulators: false, worker: true, ingress: false }));
+program
+  .command('ingress')
+  .description('only the HTTP ingress (webhooks, health, metrics, operator API)')
+  .action(() => runStack({ temporal: false, simulators: false, worker: false, ingress: true }));
+program
+  .command('sim')
+  .description('only the Feishu and NAC simulators')
+  .action(() => runStack({ temporal: false, simulators: true, worker: false, ingress: false }));
+program
+  .command('demo')
+  .description('send a sample Wi‑Fi approval through the sandbox (run `npm start` first) and follow it to the end')
+  .option('--macs <list>', 'MAC addresses for the sample form', '00:1B:44:11:3A:B7, 001b.4411.3ab8, 00-1B-44-11-3A-B9')
+  .option('--duration <text>', 'the 有效期 field (1天, 7天, 永久…)', '7天')
+  .action((opts: { macs: string; duration: string }) => runDemo(opts));
+program
+  .command('status <instance>')
+  .description('phase, each MAC with its state, expiry, last error (instance code or workflow id)')
+  .option('--json', 'print JSON')
+  .action((instance: string, opts: { json?: boolean }) => runStatus(instance, opts));
+program
+  .command('cancel <instance>')
+  .description('revoke a grant: undo every NAC change and tell the requester')
+  .requiredOption('--reason <text>', 'why (the requester reads it)')
+  .option('--by <who>', 'operator name for the audit trail', process.env.USER)
+  .action((instance: string, opts: { reason: string; by?: string }) => runCancel(instance, opts));
+program
+  .command('reconcile')
+  .description('start approved instances that have no workflow; report whitelist entries with no live grant')
+  .option('--since <duration>', 'how far back to look for approvals', '24h')
+  .option('--fix', 'remove whitelist entries whose grant is no longer live')
+  .action((opts: { since: string; fix?: boolean }) => runReconcile(opts));
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  console.error(`approval-plus: ${err.message}`);
+  process.exit(1);
+});

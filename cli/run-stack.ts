@@ -1,0 +1,63 @@
+import path from 'node:path';
+import { createLogger } from '../app/logger';
+import { startStack } from '../app/stack';
+import { redactedConfig } from '../config/config';
+import { configOrExit } from './common';
+
+interface Parts {
+  temporal: boolean;
+  simulators: boolean | 'sandbox';
+  worker: boolean;
+  ingress: boolean;
+}
+
+/** Run (part of) the system in the foreground until SIGINT/SIGTERM, then stop everything it started. */
+export async function runStack(parts: Parts): Promise<void> {
+  const config = configOrExit();
+  const logger = createLogger(config.logLevel);
+  const say = (line: string) => process.stderr.write(line + '\n');
+  logger.info({ config: redactedConfig(config) }, 'starting');
+  const simulators = parts.simulators === 'sandbox' ? config.sandbox : parts.simulators;
+  let stack;
+  try {
+    stack = await startStack(config, { ...parts, simulators }, logger, {
+      temporalDbFile: path.join(config.dataDir, 'temporal.db'),
+      nacSimStateFile: path.join(config.dataDir, 'nac-sim.json'),
+      say,
+    });
+  } catch (err) {
+    console.error(`approval-plus: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    say(`\n${signal}: stopping…`);
+    await stack.stop();
+    say('stopped.');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+  const lines = ['', 'ApprovalPlus (审批+) is running.'];
+  if (stack.temporalUiUrl) lines.push(`  Temporal UI        ${stack.temporalUiUrl}`);
+  if (stack.temporalAddress) lines.push(`  Temporal gRPC      ${stack.temporalAddress}`);
+  if (stack.ingressUrl)
+    lines.push(`  Ingress            ${stack.ingressUrl}  (POST /webhook/feishu, /healthz, /readyz, /metrics)`);
+  if (stack.feishuSim) lines.push(`  Feishu simulator   ${stack.feishuSim.url}  (GET /_sim/messages, /_sim/comments)`);
+  if (stack.nacSim)
+    lines.push(`  NAC simulator      ${stack.nacSim.url}  (ISE /ers/config/endpoint, ClearPass /api/endpoint)`);
+  if (config.sandbox && parts.ingress) {
+    lines.push(
+      '',
+      'Sandbox mode (no Feishu credentials configured): Feishu and the NAC are simulated.',
+      'Send a sample Wi‑Fi approval and follow it:   npx approval-plus demo',
+      `or by hand:  curl -s -XPOST ${stack.feishuSim?.url}/_sim/approval/instances -H 'content-type: application/json' \\`,
+      `  -d '{"approval_code":"${config.routes[0]?.approvalCode}","open_id":"ou_demo","form":[{"id":"macs","name":"MAC地址","type":"textarea","value":"AA:BB:CC:DD:EE:01"}]}'`
+    );
+  }
+  lines.push('', 'Ctrl-C stops everything.');
+  say(lines.join('\n'));
+}

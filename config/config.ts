@@ -1,0 +1,296 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/**
+ * The one place configuration is read. Validated once at start-up: a bad value stops the process with one line
+ * naming the variable (`ConfigError`). Secrets are kept in the object but never logged (see `redactedConfig`).
+ */
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const SANDBOX_DEFAULTS = {
+  FEISHU_APP_ID: 'cli_a1b2c3d4e5f6a7b8',
+  FEISHU_APP_SECRET: 'sandbox-app-secret',
+  FEISHU_ENCRYPT_KEY: 'sandbox-encrypt-key',
+  FEISHU_VERIFICATION_TOKEN: 'sandbox-verification-token',
+  NAC_USERNAME: 'ers-admin',
+  NAC_PASSWORD: 'sandbox-ers-password',
+  NAC_CLIENT_ID: 'approval-plus',
+  NAC_CLIENT_SECRET: 'sandbox-client-secret',
+} as const;
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const port = z.coerce.number().int().min(1).max(65535);
+const url = z.url().transform((u) => u.replace(/\/+$/, ''));
+const optionalNonEmpty = z
+  .string()
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+const envSchema = z.object({
+  PORT: port.default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SANDBOX: z.enum(['auto', 'true', 'false']).default('auto'),
+  DATA_DIR: z.string().min(1).default('.data'),
+  APPROVAL_PLUS_CONFIG: optionalNonEmpty,
+
+  FEISHU_APP_ID: optionalNonEmpty.pipe(
+    z
+      .string()
+      .regex(/^cli_[0-9a-zA-Z]+$/, 'must look like cli_xxxxxxxxxxxxxxxx')
+      .optional()
+  ),
+  FEISHU_APP_SECRET: optionalNonEmpty,
+  FEISHU_ENCRYPT_KEY: optionalNonEmpty,
+  FEISHU_VERIFICATION_TOKEN: optionalNonEmpty,
+  FEISHU_BASE_URL: optionalNonEmpty.pipe(url.optional()),
+  FEISHU_SIM_PORT: port.default(3100),
+  FEISHU_EVENT_MODE: z.enum(['http', 'ws']).default('http'),
+  /** Who authors the audit comment on the instance; defaults to the requester. */
+  FEISHU_COMMENT_USER_ID: optionalNonEmpty,
+
+  NAC_DRIVER: z.enum(['ise', 'clearpass', 'sim']).optional(),
+  NAC_BASE_URL: optionalNonEmpty.pipe(url.optional()),
+  NAC_USERNAME: optionalNonEmpty,
+  NAC_PASSWORD: optionalNonEmpty,
+  NAC_CLIENT_ID: optionalNonEmpty,
+  NAC_CLIENT_SECRET: optionalNonEmpty,
+  NAC_ISE_GROUP: z.string().min(1).default('ApprovalPlus-WiFi'),
+  NAC_MAX_RPS: z.coerce.number().positive().max(1000).default(10),
+  NAC_SIM_PORT: port.default(3200),
+  NAC_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
+  NAC_CA_FILE: optionalNonEmpty,
+  NAC_TLS_INSECURE: bool.default(false),
+
+  TEMPORAL_ADDRESS: optionalNonEmpty,
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_UI_PORT: port.default(8233),
+  TEMPORAL_API_KEY: optionalNonEmpty,
+  TEMPORAL_TLS: bool.default(false),
+
+  ADMIN_TOKEN: optionalNonEmpty.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  REMINDER_LEAD: z
+    .string()
+    .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration like 1d, 12h, 30m')
+    .default('1d'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+const routeSchema = z.object({
+  platform: z.enum(['feishu', 'dingtalk', 'wecom']),
+  approval_code: z.string().min(1),
+  automation: z.enum(['nac-whitelist']),
+  fields: z.object({
+    macs: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    duration: z.string().min(1).optional(),
+  }),
+});
+const routesFileSchema = z.object({ routes: z.array(routeSchema).min(1) });
+
+export interface Route {
+  platform: 'feishu' | 'dingtalk' | 'wecom';
+  approvalCode: string;
+  automation: 'nac-whitelist';
+  /** Form widget names or ids holding MACs (text, textarea, or a detail-table column). */
+  macFields: string[];
+  durationField?: string;
+}
+
+export interface NacConfig {
+  driver: 'ise' | 'clearpass' | 'sim';
+  baseUrl: string;
+  username?: string;
+  password?: string;
+  clientId?: string;
+  clientSecret?: string;
+  iseGroup: string;
+  maxRps: number;
+  timeoutMs: number;
+  caFile?: string;
+  tlsInsecure: boolean;
+}
+
+export interface FeishuConfig {
+  appId: string;
+  appSecret: string;
+  encryptKey?: string;
+  verificationToken?: string;
+  baseUrl: string;
+  eventMode: 'http' | 'ws';
+  commentUserId?: string;
+}
+
+export interface AppConfig {
+  sandbox: boolean;
+  port: number;
+  host: string;
+  logLevel: Env['LOG_LEVEL'];
+  dataDir: string;
+  routesFile: string;
+  routes: Route[];
+  feishu: FeishuConfig;
+  feishuSimPort: number;
+  nac: NacConfig;
+  nacSimPort: number;
+  temporal: { address?: string; namespace: string; uiPort: number; apiKey?: string; tls: boolean };
+  adminToken?: string;
+  reminderLead: string;
+}
+
+const projectRoot = path.resolve(__dirname, '..');
+export const SANDBOX_ROUTES_FILE = path.join(projectRoot, 'config', 'routes.sandbox.yaml');
+
+/** Load and validate the configuration; throws ConfigError with one line naming the bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    const shown = name in env && !/SECRET|PASSWORD|TOKEN|KEY/.test(name) ? ` (got ${JSON.stringify(env[name])})` : '';
+    throw new ConfigError(`invalid ${name}: ${issue.message}${shown}`);
+  }
+  const e = parsed.data;
+  const sandbox = e.SANDBOX === 'true' || (e.SANDBOX === 'auto' && (!e.FEISHU_APP_ID || !e.FEISHU_APP_SECRET));
+  if (!sandbox) {
+    for (const name of ['FEISHU_APP_ID', 'FEISHU_APP_SECRET'] as const) {
+      if (!e[name]) throw new ConfigError(`missing ${name}: required outside sandbox mode`);
+    }
+  }
+  const pick = <K extends keyof typeof SANDBOX_DEFAULTS>(k: K): string | undefined =>
+    e[k] ?? (sandbox ? SANDBOX_DEFAULTS[k] : undefined);
+
+  const driver = e.NAC_DRIVER ?? (sandbox ? 'sim' : undefined);
+  if (!driver) throw new ConfigError('missing NAC_DRIVER: set ise, clearpass or sim');
+  const nacBaseUrl = e.NAC_BASE_URL ?? (driver === 'sim' ? `http://127.0.0.1:${e.NAC_SIM_PORT}` : undefined);
+  if (!nacBaseUrl) throw new ConfigError(`missing NAC_BASE_URL: required for NAC_DRIVER=${driver}`);
+  const nac: NacConfig = {
+    driver,
+    baseUrl: nacBaseUrl,
+    username: pick('NAC_USERNAME'),
+    password: pick('NAC_PASSWORD'),
+    clientId: pick('NAC_CLIENT_ID'),
+    clientSecret: pick('NAC_CLIENT_SECRET'),
+    iseGroup: e.NAC_ISE_GROUP,
+    maxRps: e.NAC_MAX_RPS,
+    timeoutMs: e.NAC_TIMEOUT_MS,
+    caFile: e.NAC_CA_FILE,
+    tlsInsecure: e.NAC_TLS_INSECURE,
+  };
+  if ((driver === 'ise' || driver === 'sim') && (!nac.username || !nac.password)) {
+    throw new ConfigError(
+      `missing ${nac.username ? 'NAC_PASSWORD' : 'NAC_USERNAME'}: required for NAC_DRIVER=${driver}`
+    );
+  }
+  if (driver === 'clearpass' && (!nac.clientId || !nac.clientSecret)) {
+    throw new ConfigError(
+      `missing ${nac.clientId ? 'NAC_CLIENT_SECRET' : 'NAC_CLIENT_ID'}: required for NAC_DRIVER=clearpass`
+    );
+  }
+  if (nac.caFile) {
+    try {
+      readFileSync(nac.caFile);
+    } catch {
+      throw new ConfigError(`invalid NAC_CA_FILE: cannot read ${nac.caFile}`);
+    }
+  }
+
+  const routesFile = e.APPROVAL_PLUS_CONFIG ?? (sandbox ? SANDBOX_ROUTES_FILE : undefined);
+  if (!routesFile) throw new ConfigError('missing APPROVAL_PLUS_CONFIG: path to the routes file (YAML)');
+  const routes = loadRoutes(routesFile);
+
+  return {
+    sandbox,
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    dataDir: path.resolve(e.DATA_DIR),
+    routesFile,
+    routes,
+    feishu: {
+      appId: pick('FEISHU_APP_ID')!,
+      appSecret: pick('FEISHU_APP_SECRET')!,
+      encryptKey: pick('FEISHU_ENCRYPT_KEY'),
+      verificationToken: pick('FEISHU_VERIFICATION_TOKEN'),
+      baseUrl: e.FEISHU_BASE_URL ?? (sandbox ? `http://127.0.0.1:${e.FEISHU_SIM_PORT}` : 'https://open.feishu.cn'),
+      eventMode: e.FEISHU_EVENT_MODE,
+      commentUserId: e.FEISHU_COMMENT_USER_ID,
+    },
+    feishuSimPort: e.FEISHU_SIM_PORT,
+    nac,
+    nacSimPort: e.NAC_SIM_PORT,
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      uiPort: e.TEMPORAL_UI_PORT,
+      apiKey: e.TEMPORAL_API_KEY,
+      tls: e.TEMPORAL_TLS,
+    },
+    adminToken: e.ADMIN_TOKEN,
+    reminderLead: e.REMINDER_LEAD,
+  };
+}
+
+export function loadRoutes(file: string): Route[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new ConfigError(`invalid APPROVAL_PLUS_CONFIG: cannot read ${file}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(
+      `invalid APPROVAL_PLUS_CONFIG: ${file} is not valid YAML (${(err as Error).message.split('\n')[0]})`
+    );
+  }
+  const parsed = routesFileSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`invalid APPROVAL_PLUS_CONFIG: ${file}: ${issue.path.join('.')}: ${issue.message}`);
+  }
+  const seen = new Set<string>();
+  return parsed.data.routes.map((r, i) => {
+    const key = `${r.platform}:${r.approval_code}`;
+    if (seen.has(key)) throw new ConfigError(`invalid APPROVAL_PLUS_CONFIG: ${file}: routes.${i}: duplicate ${key}`);
+    seen.add(key);
+    return {
+      platform: r.platform,
+      approvalCode: r.approval_code,
+      automation: r.automation,
+      macFields: Array.isArray(r.fields.macs) ? r.fields.macs : [r.fields.macs],
+      durationField: r.fields.duration,
+    };
+  });
+}
+
+export function findRoute(routes: Route[], platform: Route['platform'], approvalCode: string): Route | undefined {
+  return routes.find((r) => r.platform === platform && r.approvalCode === approvalCode);
+}
+
+/** For logs: the configuration with every secret replaced by a marker. */
+export function redactedConfig(c: AppConfig): Record<string, unknown> {
+  return {
+    sandbox: c.sandbox,
+    port: c.port,
+    routes: c.routes.map((r) => `${r.platform}:${r.approvalCode}→${r.automation}`),
+    feishu: {
+      appId: c.feishu.appId,
+      baseUrl: c.feishu.baseUrl,
+      eventMode: c.feishu.eventMode,
+      encryptKey: !!c.feishu.encryptKey,
+    },
+    nac: { driver: c.nac.driver, baseUrl: c.nac.baseUrl, maxRps: c.nac.maxRps, iseGroup: c.nac.iseGroup },
+    temporal: { address: c.temporal.address ?? 'embedded', namespace: c.temporal.namespace },
+    adminApi: c.adminToken ? 'on' : 'off',
+  };
+}

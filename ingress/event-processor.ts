@@ -1,0 +1,208 @@
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { findRoute, type AppConfig, type Route } from '../config/config';
+import { parseDurationMs } from '../domain/duration';
+import { REVOKING_STATUSES, type PlatformName } from '../domain/types';
+import { requesterRef } from '../platforms/requester-ref';
+import {
+  ApprovalCodeKey,
+  ApprovalPlatformKey,
+  cancelSignal,
+  GrantPhaseKey,
+  RequesterRefKey,
+  TASK_QUEUE,
+  workflowIdFor,
+} from '../workflows/definitions';
+import type { NacWhitelistInput } from '../workflows/nac-whitelist.workflow';
+import type { Logger } from '../app/logger';
+import type { EventResult, InboundEvent } from './events';
+import { TemporalUnavailableError } from './http-error';
+
+/**
+ * Turns a normalised platform event into durable Temporal state, within the platform's answer deadline:
+ * APPROVED starts `<platform>-<instance>` (never twice, even after the first run closed); REVERTED / CANCELED /
+ * DELETED signal `cancel` to the live grant; a leaver's live grants are each signalled. Anything Temporal does not
+ * confirm within the budget raises TemporalUnavailableError (→ 503, the platform redelivers).
+ */
+export interface EventProcessorDeps {
+  client: Client;
+  routes: Route[];
+  reminderLeadMs: number;
+  nacStepTimeoutMs?: number;
+  logger: Logger;
+  /** Total budget for the Temporal calls of one event. Feishu wants an answer within 3 s. */
+  budgetMs?: number;
+}
+
+export function startOptionsFor(
+  route: Route,
+  platform: PlatformName,
+  instanceId: string,
+  timing: { reminderLeadMs: number; nacStepTimeoutMs?: number },
+  trigger: NacWhitelistInput['trigger']
+) {
+  const workflowId = workflowIdFor(platform, instanceId);
+  const args: [NacWhitelistInput] = [
+    {
+      platform,
+      instanceId,
+      approvalCode: route.approvalCode,
+      macFields: route.macFields,
+      durationField: route.durationField,
+      reminderLeadMs: timing.reminderLeadMs,
+      nacStepTimeoutMs: timing.nacStepTimeoutMs,
+      trigger,
+    },
+  ];
+  return {
+    workflowId,
+    taskQueue: TASK_QUEUE,
+    args,
+    // One run per approval instance, ever: a running or closed run with this id makes the start throw
+    // WorkflowExecutionAlreadyStartedError, so a redelivery hours later never grants again after a revocation.
+    workflowIdReusePolicy: 'REJECT_DUPLICATE' as const,
+    workflowIdConflictPolicy: 'FAIL' as const,
+    staticSummary: `Wi‑Fi access · ${platform} approval ${route.approvalCode} · instance ${instanceId}`.slice(0, 200),
+    staticDetails: [
+      `**Automation:** nac-whitelist`,
+      `**Platform:** ${platform}`,
+      `**Approval code:** ${route.approvalCode}`,
+      `**Instance:** ${instanceId}`,
+      `**Started by:** ${trigger?.source ?? 'unknown'}${trigger?.eventId ? ` (event ${trigger.eventId})` : ''}`,
+    ].join('\n\n'),
+    typedSearchAttributes: [
+      { key: ApprovalCodeKey, value: route.approvalCode },
+      { key: ApprovalPlatformKey, value: platform },
+      { key: GrantPhaseKey, value: 'fetching' },
+    ],
+  };
+}
+
+export class EventProcessor {
+  private readonly budgetMs: number;
+  /** Recently accepted event ids: a cheap first line of dedupe (the workflow id is the real one). */
+  private readonly seen = new Map<string, EventResult>();
+
+  constructor(private readonly deps: EventProcessorDeps) {
+    this.budgetMs = deps.budgetMs ?? 2500;
+  }
+
+  async process(event: InboundEvent): Promise<EventResult> {
+    const key = `${event.platform}:${event.eventId}`;
+    const earlier = this.seen.get(key);
+    if (earlier) return { ...earlier, outcome: earlier.outcome === 'started' ? 'duplicate' : earlier.outcome };
+    const result = await this.withBudget(() => this.dispatch(event));
+    this.seen.set(key, result);
+    if (this.seen.size > 10_000) this.seen.delete(this.seen.keys().next().value!);
+    return result;
+  }
+
+  private async dispatch(event: InboundEvent): Promise<EventResult> {
+    switch (event.kind) {
+      case 'other':
+        return { outcome: 'ignored-type' };
+      case 'user-left':
+        return this.revokeLeaver(event.platform, event.userId, event.eventId);
+      case 'approval-status': {
+        const route = findRoute(this.deps.routes, event.platform, event.approvalCode);
+        if (!route) return { outcome: 'unrouted' };
+        if (event.status === 'APPROVED') return this.startGrant(route, event.platform, event.instanceId, event.eventId);
+        if ((REVOKING_STATUSES as readonly string[]).includes(event.status)) {
+          return this.signalCancel(workflowIdFor(event.platform, event.instanceId), {
+            reason: `the approval was ${event.status.toLowerCase()} on ${event.platform}`,
+            by: `${event.platform}:${event.eventType}`,
+          });
+        }
+        return { outcome: 'ignored-status' };
+      }
+    }
+  }
+
+  private async startGrant(
+    route: Route,
+    platform: PlatformName,
+    instanceId: string,
+    eventId: string
+  ): Promise<EventResult> {
+    const opts = startOptionsFor(route, platform, instanceId, this.deps, { source: 'webhook', eventId });
+    try {
+      await this.deps.client.workflow.start('nacWhitelistWorkflow', opts);
+      return { outcome: 'started', workflowIds: [opts.workflowId] };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError)
+        return { outcome: 'duplicate', workflowIds: [opts.workflowId] };
+      throw err;
+    }
+  }
+
+  async signalCancel(workflowId: string, input: { reason: string; by?: string }): Promise<EventResult> {
+    try {
+      await this.deps.client.workflow.getHandle(workflowId).signal(cancelSignal, input);
+      return { outcome: 'signalled', workflowIds: [workflowId] };
+    } catch (err) {
+      // Never started, or already closed: nothing is granted, so there is nothing to revoke.
+      if (err instanceof WorkflowNotFoundError) return { outcome: 'no-live-grant', workflowIds: [workflowId] };
+      throw err;
+    }
+  }
+
+  private async revokeLeaver(platform: PlatformName, userId: string, eventId: string): Promise<EventResult> {
+    const ref = requesterRef(platform, userId);
+    const ids: string[] = [];
+    for await (const wf of this.deps.client.workflow.list({
+      query: `${RequesterRefKey.name} = '${ref}' AND ExecutionStatus = 'Running'`,
+    })) {
+      ids.push(wf.workflowId);
+    }
+    for (const id of ids) {
+      await this.signalCancel(id, {
+        reason: 'the requester left the company',
+        by: `${platform}:contact.user.deleted_v3:${eventId}`,
+      });
+    }
+    return { outcome: ids.length ? 'signalled' : 'no-live-grant', workflowIds: ids };
+  }
+
+  /** Run Temporal calls under a hard deadline; any transport failure or time-out becomes a 503. */
+  private async withBudget<T>(fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.budgetMs;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new TemporalUnavailableError(`no answer within ${this.budgetMs} ms`)),
+        this.budgetMs
+      );
+    });
+    try {
+      return await Promise.race([this.deps.client.connection.withDeadline(deadline, fn), timeout]);
+    } catch (err) {
+      if (err instanceof TemporalUnavailableError) throw err;
+      if (isTransportError(err)) throw new TemporalUnavailableError((err as Error).message.split('\n')[0]!);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** gRPC UNAVAILABLE (14) / DEADLINE_EXCEEDED (4) / connection errors, however the client wraps them. */
+function isTransportError(err: unknown): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 14 || code === 4 || code === 'ECONNREFUSED') return true;
+    if (
+      e instanceof Error &&
+      /UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|Connection dropped|No connection/i.test(e.message)
+    )
+      return true;
+    if ((e as { name?: string }).name === 'ServiceError') return true;
+  }
+  return false;
+}
+
+/** Workflow timing derived from configuration: reminder lead, and the NAC step bound (3 requests + slack). */
+export function timingFor(config: Pick<AppConfig, 'reminderLead' | 'nac'>): {
+  reminderLeadMs: number;
+  nacStepTimeoutMs: number;
+} {
+  return { reminderLeadMs: parseDurationMs(config.reminderLead), nacStepTimeoutMs: config.nac.timeoutMs * 3 + 5000 };
+}

@@ -1,0 +1,26 @@
+import type { ApprovalStatus, PlatformName } from '../domain/types';
+
+/**
+ * Platform events, normalised. Every ingress path (Feishu webhook, Feishu long connection, DingTalk, WeCom) turns
+ * what it received into one of these and hands it to the EventProcessor.
+ */
+export type InboundEvent =
+  | {
+      kind: 'approval-status';
+      platform: PlatformName;
+      eventId: string;
+      eventType: string;
+      approvalCode: string;
+      instanceId: string;
+      status: ApprovalStatus | string;
+    }
+  | { kind: 'user-left'; platform: PlatformName; eventId: string; eventType: string; userId: string }
+  | { kind: 'other'; platform: PlatformName; eventId: string; eventType: string };
+
+export type EventOutcome =
+  'started' | 'duplicate' | 'signalled' | 'no-live-grant' | 'ignored-status' | 'unrouted' | 'ignored-type';
+
+export interface EventResult {
+  outcome: EventOutcome;
+  workflowIds?: string[];
+}

@@ -1,0 +1,141 @@
+import { decryptEvent, verifySignature } from '../platforms/feishu/crypto';
+import type { InboundEvent } from './events';
+import { HttpError } from './http-error';
+
+/**
+ * Decodes what Feishu POSTs to the request URL: plain or encrypted, v1 (`event_callback`) or v2 (`schema: "2.0"`),
+ * or the `url_verification` challenge. Checks, in order: signature over the raw bytes (whenever an encrypt key is set;
+ * the challenge alone arrives unsigned), decryption, JSON, verification token (whenever set), app id.
+ */
+export interface FeishuSecurity {
+  appId: string;
+  encryptKey?: string;
+  verificationToken?: string;
+}
+
+export type FeishuDecoded = { kind: 'challenge'; challenge: string } | { kind: 'event'; event: InboundEvent };
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function parseJson(text: string, what: string): Json {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'malformed_json', `${what} is not valid JSON`);
+  }
+  if (!isObject(value)) throw new HttpError(400, 'malformed_json', `${what} is not a JSON object`);
+  return value;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+export function decodeFeishuRequest(
+  rawBody: Buffer,
+  headers: Record<string, string | string[] | undefined>,
+  sec: FeishuSecurity
+): FeishuDecoded {
+  const outer = parseJson(rawBody.toString('utf8'), 'request body');
+  const header = (name: string) => {
+    const v = headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const signature = header('x-lark-signature');
+  const encrypted = typeof outer.encrypt === 'string';
+
+  if (sec.encryptKey && signature !== undefined) {
+    const ok = verifySignature(headers, sec.encryptKey, rawBody);
+    if (!ok) throw new HttpError(401, 'bad_signature', 'X-Lark-Signature does not match the request body');
+  }
+
+  let body = outer;
+  if (encrypted) {
+    if (!sec.encryptKey)
+      throw new HttpError(400, 'unexpected_encryption', 'encrypted event but FEISHU_ENCRYPT_KEY is not set');
+    let plain: string;
+    try {
+      plain = decryptEvent(outer.encrypt as string, sec.encryptKey);
+    } catch {
+      throw new HttpError(400, 'bad_ciphertext', 'the encrypt field cannot be decrypted with the configured key');
+    }
+    body = parseJson(plain, 'decrypted event');
+  } else if (sec.encryptKey) {
+    throw new HttpError(400, 'expected_encryption', 'plaintext event but an encrypt key is configured');
+  }
+
+  const v2Header = isObject(body.header) ? body.header : undefined;
+  const token = v2Header ? v2Header.token : body.token;
+  if (sec.verificationToken && token !== sec.verificationToken) {
+    throw new HttpError(403, 'bad_token', 'verification token does not match');
+  }
+
+  if (body.type === 'url_verification') {
+    const challenge = str(body.challenge);
+    if (!challenge) throw new HttpError(400, 'missing_field', 'url_verification without challenge');
+    return { kind: 'challenge', challenge };
+  }
+  // Every event but the challenge is signed when an encrypt key is set.
+  if (sec.encryptKey && signature === undefined) {
+    throw new HttpError(401, 'missing_signature', 'X-Lark-Signature header is missing');
+  }
+
+  if (v2Header) return { kind: 'event', event: decodeV2(body, v2Header, sec) };
+  if (body.type === 'event_callback') return { kind: 'event', event: decodeV1(body, sec) };
+  throw new HttpError(400, 'unknown_envelope', 'neither a v1 event_callback nor a v2 (schema 2.0) event');
+}
+
+function checkApp(appId: unknown, sec: FeishuSecurity): void {
+  if (appId !== undefined && appId !== sec.appId) throw new HttpError(403, 'unknown_app', 'event is for another app');
+}
+
+function decodeV1(body: Json, sec: FeishuSecurity): InboundEvent {
+  const eventId = str(body.uuid);
+  const event = isObject(body.event) ? body.event : undefined;
+  if (!eventId || !event) throw new HttpError(400, 'missing_field', 'v1 event without uuid or event');
+  checkApp(event.app_id, sec);
+  return normaliseEventObject(str(event.type) ?? '', eventId, event);
+}
+
+function decodeV2(body: Json, header: Json, sec: FeishuSecurity): InboundEvent {
+  const eventId = str(header.event_id);
+  const eventType = str(header.event_type);
+  const event = isObject(body.event) ? body.event : undefined;
+  if (!eventId || !eventType || !event)
+    throw new HttpError(400, 'missing_field', 'v2 event without event_id, event_type or event');
+  checkApp(header.app_id, sec);
+  return normaliseEventObject(eventType, eventId, event);
+}
+
+/**
+ * Shared by the webhook and the long connection (whose SDK hands over the flattened event): maps a Feishu event type
+ * and its fields onto an InboundEvent.
+ */
+export function normaliseEventObject(eventType: string, eventId: string, event: Json): InboundEvent {
+  switch (eventType) {
+    case 'approval_instance':
+    case 'approval.instance.status_changed_v4': {
+      const approvalCode = str(event.approval_code);
+      const instanceId = str(event.instance_code);
+      const status = str(event.status);
+      if (!approvalCode || !instanceId || !status) {
+        throw new HttpError(400, 'missing_field', `${eventType} without approval_code, instance_code or status`);
+      }
+      return { kind: 'approval-status', platform: 'feishu', eventId, eventType, approvalCode, instanceId, status };
+    }
+    case 'approval.instance.remedy_group_update_v4': {
+      // Attendance remedy approvals: not an automation of ours, but acknowledged as a known approval event.
+      return { kind: 'other', platform: 'feishu', eventId, eventType };
+    }
+    case 'contact.user.deleted_v3': {
+      const obj = isObject(event.object) ? event.object : event;
+      const userId = str(obj.open_id);
+      if (!userId) throw new HttpError(400, 'missing_field', 'contact.user.deleted_v3 without object.open_id');
+      return { kind: 'user-left', platform: 'feishu', eventId, eventType, userId };
+    }
+    default:
+      return { kind: 'other', platform: 'feishu', eventId, eventType: eventType || 'unknown' };
+  }
+}

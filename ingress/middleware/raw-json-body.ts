@@ -1,0 +1,34 @@
+import type { Context, Next } from 'koa';
+import getRawBody from 'raw-body';
+import { HttpError } from '../http-error';
+
+declare module 'koa' {
+  interface Request {
+    rawBody?: Buffer;
+  }
+}
+
+/**
+ * Reads the body as raw bytes (signatures are computed over them, not over re-serialised JSON), after checking the
+ * content type and within a size limit.
+ */
+export function rawJsonBody(opts: { limitBytes: number }) {
+  return async function rawJsonBodyMiddleware(ctx: Context, next: Next) {
+    if (!ctx.is('application/json')) {
+      throw new HttpError(415, 'unsupported_media_type', 'Content-Type must be application/json');
+    }
+    const declared = Number(ctx.get('content-length'));
+    if (Number.isFinite(declared) && declared > opts.limitBytes) {
+      throw new HttpError(413, 'body_too_large', `body larger than ${opts.limitBytes} bytes`);
+    }
+    try {
+      ctx.request.rawBody = await getRawBody(ctx.req, { limit: opts.limitBytes });
+    } catch (err) {
+      if ((err as { type?: string }).type === 'entity.too.large') {
+        throw new HttpError(413, 'body_too_large', `body larger than ${opts.limitBytes} bytes`);
+      }
+      throw new HttpError(400, 'unreadable_body', 'request body could not be read');
+    }
+    await next();
+  };
+}

@@ -1,0 +1,68 @@
+import type Router from '@koa/router';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { z } from 'zod';
+import { statusQuery } from '../../workflows/definitions';
+import type { EventProcessor } from '../event-processor';
+import { HttpError } from '../http-error';
+import { adminAuth } from '../middleware/admin-auth';
+import { rawJsonBody } from '../middleware/raw-json-body';
+
+/** `feishu-ABC` stays as is; a bare instance code is taken as a Feishu one. */
+export function toWorkflowId(id: string): string {
+  return /^(feishu|dingtalk|wecom)-/.test(id) ? id : `feishu-${id}`;
+}
+
+const cancelBody = z.object({ reason: z.string().min(1).max(500), by: z.string().max(200).optional() });
+
+/** The operator API: `GET /api/approvals/:id`, `POST /api/approvals/:id/cancel`, behind ADMIN_TOKEN. */
+export function mountAdminApi(
+  router: Router,
+  deps: { client: Client; processor: EventProcessor; adminToken?: string }
+): void {
+  const auth = adminAuth(deps.adminToken);
+  router.get('/api/approvals/:id', auth, async function getApproval(ctx) {
+    const workflowId = toWorkflowId(ctx.params.id!);
+    const handle = deps.client.workflow.getHandle(workflowId);
+    try {
+      const desc = await handle.describe();
+      const status = desc.status.name === 'RUNNING' ? await handle.query(statusQuery) : undefined;
+      const result = desc.status.name === 'COMPLETED' ? await handle.result() : undefined;
+      ctx.body = {
+        workflowId,
+        runId: desc.runId,
+        execution: desc.status.name,
+        startTime: desc.startTime,
+        closeTime: desc.closeTime,
+        summary: await desc.staticSummary(),
+        status,
+        result,
+      };
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new HttpError(404, 'not_found', `no grant ${workflowId}`);
+      throw err;
+    }
+  });
+  router.post(
+    '/api/approvals/:id/cancel',
+    auth,
+    rawJsonBody({ limitBytes: 16 * 1024 }),
+    async function cancelApproval(ctx) {
+      let body: unknown;
+      try {
+        body = JSON.parse(ctx.request.rawBody!.toString('utf8'));
+      } catch {
+        throw new HttpError(400, 'malformed_json', 'body is not valid JSON');
+      }
+      const parsed = cancelBody.safeParse(body);
+      if (!parsed.success) throw new HttpError(400, 'invalid_body', `reason: ${parsed.error.issues[0]!.message}`);
+      const workflowId = toWorkflowId(ctx.params.id!);
+      const result = await deps.processor.signalCancel(workflowId, {
+        reason: parsed.data.reason,
+        by: parsed.data.by ?? 'operator-api',
+      });
+      if (result.outcome === 'no-live-grant') throw new HttpError(404, 'no_live_grant', `no live grant ${workflowId}`);
+      ctx.status = 202;
+      ctx.body = { workflowId, outcome: result.outcome };
+    }
+  );
+}

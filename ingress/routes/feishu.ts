@@ -1,0 +1,43 @@
+import type Router from '@koa/router';
+import type { Logger } from '../../app/logger';
+import type { EventProcessor } from '../event-processor';
+import { decodeFeishuRequest, type FeishuSecurity } from '../feishu-envelope';
+import type { IngressMetrics } from '../metrics';
+import { rawJsonBody } from '../middleware/raw-json-body';
+
+/** `POST /webhook/feishu`: the Feishu event subscription request URL. */
+export function mountFeishuWebhook(
+  router: Router,
+  deps: {
+    security: FeishuSecurity;
+    processor: EventProcessor;
+    metrics: IngressMetrics;
+    logger: Logger;
+    limitBytes?: number;
+  }
+): void {
+  router.post(
+    '/webhook/feishu',
+    rawJsonBody({ limitBytes: deps.limitBytes ?? 256 * 1024 }),
+    async function feishuWebhook(ctx) {
+      const decoded = decodeFeishuRequest(ctx.request.rawBody!, ctx.headers, deps.security);
+      if (decoded.kind === 'challenge') {
+        ctx.body = { challenge: decoded.challenge };
+        return;
+      }
+      const { event } = decoded;
+      try {
+        const result = await deps.processor.process(event);
+        deps.metrics.events.inc({ platform: 'feishu', type: event.eventType, outcome: result.outcome });
+        deps.logger.info(
+          { eventId: event.eventId, type: event.eventType, outcome: result.outcome, workflows: result.workflowIds },
+          'event accepted'
+        );
+        ctx.body = { msg: 'success', outcome: result.outcome };
+      } catch (err) {
+        deps.metrics.events.inc({ platform: 'feishu', type: event.eventType, outcome: 'error' });
+        throw err;
+      }
+    }
+  );
+}

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../config/config';
+import { ROOT } from './support/harness';
+
+const routes = (body: string) => {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'ap-routes-')), 'routes.yaml');
+  writeFileSync(file, body);
+  return file;
+};
+
+describe('configuration', () => {
+  it('sandbox mode with no credentials: simulators, sandbox routes, sandbox secrets', () => {
+    const c = loadConfig({});
+    assert.equal(c.sandbox, true);
+    assert.equal(c.nac.driver, 'sim');
+    assert.equal(c.feishu.baseUrl, 'http://127.0.0.1:3100');
+    assert.equal(c.routes[0]!.approvalCode, '7C468A54-8745-2245-9675-08B7C63E7A85');
+    assert.deepEqual(c.routes[0]!.macFields, ['MAC地址']);
+  });
+
+  it('production needs a NAC driver and a routes file', () => {
+    const base = { FEISHU_APP_ID: 'cli_a1b2c3d4e5f6a7b8', FEISHU_APP_SECRET: 's' };
+    assert.throws(() => loadConfig(base), { name: 'ConfigError', message: /NAC_DRIVER/ });
+    assert.throws(() => loadConfig({ ...base, NAC_DRIVER: 'ise', NAC_BASE_URL: 'https://ise:9060' }), /NAC_USERNAME/);
+    const ok = loadConfig({
+      ...base,
+      NAC_DRIVER: 'clearpass',
+      NAC_BASE_URL: 'https://cppm.example/',
+      NAC_CLIENT_ID: 'id',
+      NAC_CLIENT_SECRET: 'secret',
+      APPROVAL_PLUS_CONFIG: routes(
+        'routes:\n  - platform: feishu\n    approval_code: A1\n    automation: nac-whitelist\n    fields: { macs: [MAC, 设备MAC] }\n'
+      ),
+    });
+    assert.equal(ok.sandbox, false);
+    assert.equal(ok.nac.baseUrl, 'https://cppm.example');
+    assert.deepEqual(ok.routes[0]!.macFields, ['MAC', '设备MAC']);
+  });
+
+  const bad: [string, Record<string, string>, RegExp][] = [
+    ['port', { PORT: 'eighty' }, /^invalid PORT/],
+    ['max rps', { NAC_MAX_RPS: '-1' }, /^invalid NAC_MAX_RPS/],
+    ['driver', { NAC_DRIVER: 'fortinac' }, /^invalid NAC_DRIVER/],
+    ['url', { NAC_BASE_URL: 'not a url' }, /^invalid NAC_BASE_URL/],
+    ['admin token', { ADMIN_TOKEN: 'short' }, /^invalid ADMIN_TOKEN: must be at least 16/],
+    ['app id', { FEISHU_APP_ID: 'bad id' }, /^invalid FEISHU_APP_ID/],
+    ['routes file', { APPROVAL_PLUS_CONFIG: '/nonexistent/routes.yaml' }, /cannot read/],
+    ['routes content', { APPROVAL_PLUS_CONFIG: routes('routes:\n  - platform: slack\n') }, /routes\.0\.platform/],
+    ['yaml', { APPROVAL_PLUS_CONFIG: routes('routes: [') }, /not valid YAML/],
+  ];
+  for (const [name, env, msg] of bad) {
+    it(`a bad ${name} stops with one line naming it`, () => {
+      assert.throws(
+        () => loadConfig(env),
+        (err: unknown) => err instanceof ConfigError && msg.test(err.message) && !err.message.includes('\n')
+      );
+    });
+  }
+
+  it('never echoes a secret in the error', () => {
+    assert.throws(
+      () => loadConfig({ ADMIN_TOKEN: 'tiny-secret' }),
+      (err: Error) => !err.message.includes('tiny-secret')
+    );
+  });
+
+  it('the CLI stops with exit code 2 and one line on a bad value', () => {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'approval-plus.mjs'), 'status', 'X'], {
+      env: { ...process.env, NAC_MAX_RPS: 'lots' },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.match(r.stderr, /invalid NAC_MAX_RPS/);
+  });
+});

@@ -1,0 +1,68 @@
+/**
+ * Everything the outside world uses to talk to a workflow: names, messages, search-attribute keys.
+ * Imported by workflows, the ingress, the CLI and the tests. No other imports here beyond Temporal's definers.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { PlatformName } from '../domain/types';
+
+export const TASK_QUEUE = 'approval-plus';
+/** NAC calls run on their own queue so they can be rate-limited server-side (NAC_MAX_RPS) across every worker. */
+export const NAC_TASK_QUEUE = 'approval-plus-nac';
+
+export function workflowIdFor(platform: PlatformName, instanceId: string): string {
+  return `${platform}-${instanceId}`;
+}
+
+export interface CancelInput {
+  reason: string;
+  by?: string;
+}
+/** Stop, undo every effect of this run, tell the requester. Every revocation path ends here. */
+export const cancelSignal = defineSignal<[CancelInput]>('cancel');
+
+export type GrantPhase =
+  | 'fetching'
+  | 'granting'
+  | 'notifying'
+  | 'active'
+  | 'revoking'
+  | 'revoked'
+  | 'expired'
+  | 'failed'
+  | 'rejected'
+  | 'ignored';
+
+export type MacState = 'pending' | 'granted' | 'failed' | 'skipped' | 'restored' | 'removed' | 'left-alone' | 'invalid';
+
+export interface MacStatus {
+  mac: string;
+  state: MacState;
+  randomised?: boolean;
+  detail?: string;
+}
+
+export interface GrantStatus {
+  phase: GrantPhase;
+  macs: MacStatus[];
+  expiresAt?: string;
+  lastError?: string;
+  revokedReason?: string;
+}
+export const statusQuery = defineQuery<GrantStatus>('status');
+
+/** Search attributes: ids and states only, never a MAC, a name or form content. */
+export const ApprovalCodeKey = defineSearchAttributeKey('ApprovalCode', SearchAttributeType.KEYWORD);
+export const ApprovalPlatformKey = defineSearchAttributeKey('ApprovalPlatform', SearchAttributeType.KEYWORD);
+export const GrantPhaseKey = defineSearchAttributeKey('GrantPhase', SearchAttributeType.KEYWORD);
+/** Opaque hash of the requester's platform id, to find a leaver's live grants. */
+export const RequesterRefKey = defineSearchAttributeKey('RequesterRef', SearchAttributeType.KEYWORD);
+export const GrantExpiresAtKey = defineSearchAttributeKey('GrantExpiresAt', SearchAttributeType.DATETIME);
+
+export const SEARCH_ATTRIBUTES = [
+  ApprovalCodeKey,
+  ApprovalPlatformKey,
+  GrantPhaseKey,
+  RequesterRefKey,
+  GrantExpiresAtKey,
+];

@@ -1,0 +1,2 @@
+// The worker's workflowsPath / bundle entry: every workflow type the task queue runs.
+export { nacWhitelistWorkflow } from './nac-whitelist.workflow';

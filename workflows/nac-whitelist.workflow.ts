@@ -1,0 +1,348 @@
+/**
+ * `nac-whitelist`: the Wi‑Fi access automation. One run per approval instance, alive as long as the access it granted.
+ *
+ *   fetch + check the approval ─► for each MAC: lookup (prior state) ─► register undo ─► whitelist
+ *     ─► message requester + audit comment ─► active (expiry timer, reminder) ─► revoke ─► tell requester
+ *
+ * Every way out after a write (permanent failure, `cancel` signal, Temporal cancellation, expiry) runs the same undo:
+ * the registered compensations, newest first, in a non-cancellable scope.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ApprovalActivities, ApprovalRequest, NacActivities } from '../activities';
+import type { PlatformName, RequesterMessage } from '../domain/types';
+import type { EndpointSnapshot, GrantTag } from '../nac/adapter';
+import {
+  cancelSignal,
+  GrantExpiresAtKey,
+  GrantPhaseKey,
+  NAC_TASK_QUEUE,
+  RequesterRefKey,
+  statusQuery,
+  type CancelInput,
+  type GrantPhase,
+  type GrantStatus,
+  type MacStatus,
+} from './definitions';
+import {
+  auditComment,
+  failedMessage,
+  grantedMessage,
+  rejectedInputMessage,
+  reminderMessage,
+  revokedMessage,
+  type MessageContext,
+} from './messages';
+
+export interface NacWhitelistInput {
+  platform: PlatformName;
+  instanceId: string;
+  /** The approval code the route was chosen by; the fetched instance must carry the same one. */
+  approvalCode: string;
+  macFields: string[];
+  durationField?: string;
+  /** How long before expiry the requester is reminded. */
+  reminderLeadMs: number;
+  /** Upper bound of one NAC activity (derived from NAC_TIMEOUT_MS); default 60 s. */
+  nacStepTimeoutMs?: number;
+  /** Where the start came from (webhook event id, reconcile, CLI) — for the audit trail only. */
+  trigger?: { source: string; eventId?: string };
+}
+
+export type NacWhitelistOutcome = 'revoked' | 'expired' | 'failed' | 'rejected-input' | 'not-approved' | 'not-routed';
+
+export interface NacWhitelistResult {
+  outcome: NacWhitelistOutcome;
+  macs: MacStatus[];
+  reason?: string;
+  expiresAt?: string;
+}
+
+const platformCalls = proxyActivities<ApprovalActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 12 },
+});
+/**
+ * NAC proxies. The start-to-close time-out bounds how long a crashed worker's activity waits before it is retried
+ * elsewhere, so it follows the NAC request time-out (an activity makes at most a few requests), not a fixed minute.
+ */
+function nacProxies(stepTimeoutMs: number) {
+  // Writes: retried for up to 30 min through outages; permanent errors fail fast (non-retryable failures).
+  const calls = proxyActivities<NacActivities>({
+    taskQueue: NAC_TASK_QUEUE,
+    startToCloseTimeout: stepTimeoutMs,
+    scheduleToCloseTimeout: '30 minutes',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+  });
+  // Undo must finish: it keeps retrying for a day, so an outage during revocation never leaves access behind.
+  const undoCalls = proxyActivities<NacActivities>({
+    taskQueue: NAC_TASK_QUEUE,
+    startToCloseTimeout: stepTimeoutMs,
+    scheduleToCloseTimeout: '24 hours',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+  });
+  return { calls, undoCalls };
+}
+
+interface Compensation {
+  mac: string;
+  display: string;
+  prior: EndpointSnapshot | null;
+}
+
+/** The reason a failure shows the requester: the innermost ApplicationFailure message. */
+function reasonOf(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof ActivityFailure && e.cause) e = e.cause;
+  if (e instanceof ApplicationFailure) return e.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<NacWhitelistResult> {
+  const grantId = workflowInfo().workflowId;
+  const { calls: nacCalls, undoCalls: nacUndoCalls } = nacProxies(input.nacStepTimeoutMs ?? 60_000);
+  const status: GrantStatus = { phase: 'fetching', macs: [] };
+  let cancelRequest: CancelInput | undefined;
+  const compensations: Compensation[] = [];
+  let request: ApprovalRequest | undefined;
+  let ctx: MessageContext = { grantId, instanceId: input.instanceId, invalid: [], randomised: [] };
+
+  setHandler(cancelSignal, (c) => {
+    cancelRequest ??= { reason: c?.reason || 'cancelled', by: c?.by };
+  });
+  setHandler(statusQuery, () => status);
+  // Read through a function: the signal handler sets it between awaits, which TypeScript's narrowing cannot see.
+  const pendingCancel = (): CancelInput | undefined => cancelRequest;
+
+  const setPhase = (phase: GrantPhase) => {
+    status.phase = phase;
+    upsertSearchAttributes([{ key: GrantPhaseKey, value: phase }]);
+    const counts = status.macs.reduce<Record<string, number>>(
+      (acc, m) => ((acc[m.state] = (acc[m.state] ?? 0) + 1), acc),
+      {}
+    );
+    setCurrentDetails(
+      [
+        `**Phase:** ${phase}`,
+        `**Devices:** ${
+          Object.entries(counts)
+            .map(([k, v]) => `${v} ${k}`)
+            .join(', ') || 'none yet'
+        }`,
+        status.expiresAt ? `**Expires:** ${status.expiresAt}` : '**Expires:** never',
+        status.lastError ? `**Last error:** ${status.lastError}` : '',
+        status.revokedReason ? `**Revoked because:** ${status.revokedReason}` : '',
+      ]
+        .filter(Boolean)
+        .join('\n\n')
+    );
+  };
+
+  const tell = async (message: RequesterMessage) => {
+    if (!request) return;
+    try {
+      await platformCalls.notifyRequester(input.platform, request.requesterId, message);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      status.lastError = `message to requester failed: ${reasonOf(err)}`;
+      log.warn('requester message failed', { error: status.lastError });
+    }
+  };
+  const comment = async (event: string, key: string, extra?: string) => {
+    if (!request) return;
+    try {
+      await platformCalls.commentOnInstance(
+        input.platform,
+        input.instanceId,
+        request.requesterId,
+        auditComment(event, status.macs, extra),
+        `${grantId}:${key}`
+      );
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      status.lastError = `audit comment failed: ${reasonOf(err)}`;
+      log.warn('audit comment failed', { error: status.lastError });
+    }
+  };
+
+  /** Run every registered compensation, newest first; never throws, never cancelled. */
+  const undo = () =>
+    CancellationScope.nonCancellable(async () => {
+      while (compensations.length > 0) {
+        const c = compensations.shift()!;
+        const entry = status.macs.find((m) => m.mac === c.display);
+        try {
+          const done = await nacUndoCalls.restoreEndpoint.executeWithOptions(
+            { summary: `undo ${c.prior ? 'restore prior state' : 'remove'}` },
+            [c.mac, c.prior, grantId]
+          );
+          if (entry && entry.state !== 'failed')
+            entry.state = done === 'skipped' ? 'left-alone' : done === 'deleted' ? 'removed' : 'restored';
+          if (entry && done === 'skipped') entry.detail = 'changed by someone else since; left as it is';
+        } catch (err) {
+          status.lastError = `undo failed for ${c.display}: ${reasonOf(err)}`;
+          log.error('compensation failed', { error: status.lastError });
+        }
+      }
+    });
+
+  /** Revocation: undo, tell the requester, leave the audit comment. */
+  const revoke = (reason: string, expired: boolean) =>
+    CancellationScope.nonCancellable(async () => {
+      status.revokedReason = reason;
+      setPhase('revoking');
+      const held = status.macs.filter((m) => m.state === 'granted');
+      await undo();
+      await tell(revokedMessage(ctx, reason, expired, held));
+      await comment(expired ? 'access expired' : 'access revoked', expired ? 'expired' : 'revoked', reason);
+      setPhase(expired ? 'expired' : 'revoked');
+    });
+
+  try {
+    setPhase('fetching');
+    request = await platformCalls.fetchApprovalRequest.executeWithOptions({ summary: 'fetch approval instance' }, [
+      {
+        platform: input.platform,
+        instanceId: input.instanceId,
+        macFields: input.macFields,
+        durationField: input.durationField,
+      },
+    ]);
+    upsertSearchAttributes([{ key: RequesterRefKey, value: request.requesterRef }]);
+    if (request.approvalCode !== input.approvalCode) {
+      setPhase('ignored');
+      return { outcome: 'not-routed', macs: [], reason: `instance belongs to approval ${request.approvalCode}` };
+    }
+    if (request.status !== 'APPROVED') {
+      setPhase('ignored');
+      return { outcome: 'not-approved', macs: [], reason: `instance status is ${request.status}` };
+    }
+
+    if (request.expiry.kind === 'expires') {
+      status.expiresAt = new Date(request.expiry.expiresAtMs).toISOString();
+      upsertSearchAttributes([{ key: GrantExpiresAtKey, value: new Date(request.expiry.expiresAtMs) }]);
+    }
+    const invalid = [...request.invalid];
+    if (request.expiry.kind === 'invalid') invalid.push({ input: '有效期 / duration', reason: request.expiry.reason });
+    ctx = {
+      grantId,
+      instanceId: input.instanceId,
+      approvalName: request.approvalName,
+      invalid,
+      randomised: request.macs.filter((m) => m.randomised).map((m) => m.display),
+      expiresAt: status.expiresAt,
+      expiryLabel: request.expiry.kind === 'expires' ? request.expiry.label : undefined,
+    };
+    status.macs = [
+      ...request.macs.map((m): MacStatus => ({
+        mac: m.display,
+        state: 'pending',
+        randomised: m.randomised || undefined,
+      })),
+      ...request.invalid.map((i): MacStatus => ({ mac: i.input, state: 'invalid', detail: i.reason })),
+    ];
+
+    // An unreadable duration is not guessed: granting "permanent" by mistake is worse than asking again.
+    if (request.macs.length === 0 || request.expiry.kind === 'invalid') {
+      setPhase('rejected');
+      await tell(rejectedInputMessage(ctx, request.missingFields));
+      await comment('nothing granted: no valid MAC address or duration', 'rejected');
+      return { outcome: 'rejected-input', macs: status.macs, reason: 'no valid MAC address or duration' };
+    }
+
+    setPhase('granting');
+    const tag: GrantTag = {
+      grantId,
+      owner: request.requesterRef,
+      approvalCode: request.approvalCode,
+      expiresAt: status.expiresAt,
+    };
+    let failure: string | undefined;
+    for (const [i, m] of request.macs.entries()) {
+      if (pendingCancel()) break;
+      const entry = status.macs.find((s) => s.mac === m.display)!;
+      try {
+        const prior = await nacCalls.lookupEndpoint.executeWithOptions(
+          { summary: `read device ${i + 1}/${request.macs.length}` },
+          [m.mac]
+        );
+        // Registered before the write: a write that commits but never answers is still undone.
+        compensations.unshift({ mac: m.mac, display: m.display, prior });
+        const result = await nacCalls.whitelistEndpoint.executeWithOptions(
+          { summary: `whitelist device ${i + 1}/${request.macs.length}` },
+          [m.mac, tag]
+        );
+        entry.state = 'granted';
+        entry.detail = result.action === 'updated' ? 'existing endpoint moved into the whitelist' : undefined;
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        failure = reasonOf(err);
+        entry.state = 'failed';
+        entry.detail = failure;
+        status.lastError = failure;
+        break;
+      }
+      setPhase('granting');
+    }
+
+    if (failure !== undefined) {
+      await CancellationScope.nonCancellable(async () => {
+        await undo();
+        await tell(failedMessage(ctx, failure, status.macs));
+        await comment('failed, every change undone', 'failed', failure);
+        setPhase('failed');
+      });
+      return { outcome: 'failed', macs: status.macs, reason: failure };
+    }
+    const cancelledWhileGranting = pendingCancel();
+    if (cancelledWhileGranting) {
+      await revoke(cancelledWhileGranting.reason, false);
+      return { outcome: 'revoked', macs: status.macs, reason: cancelledWhileGranting.reason };
+    }
+
+    setPhase('notifying');
+    await tell(grantedMessage(ctx, status.macs));
+    await comment('Wi‑Fi access granted', 'granted', status.expiresAt ? `until ${status.expiresAt}` : 'permanent');
+    setPhase('active');
+
+    const expiresAtMs = request.expiry.kind === 'expires' ? request.expiry.expiresAtMs : undefined;
+    if (expiresAtMs === undefined) {
+      await condition(() => pendingCancel() !== undefined);
+    } else {
+      const remindAt = expiresAtMs - input.reminderLeadMs;
+      if (remindAt > Date.now() && !(await condition(() => pendingCancel() !== undefined, remindAt - Date.now()))) {
+        await tell(
+          reminderMessage(
+            ctx,
+            status.macs.filter((m) => m.state === 'granted')
+          )
+        );
+      }
+      if (!pendingCancel() && expiresAtMs > Date.now()) {
+        await condition(() => pendingCancel() !== undefined, expiresAtMs - Date.now());
+      }
+    }
+    const revokedBy = pendingCancel();
+    const expired = revokedBy === undefined;
+    const reason = revokedBy?.reason ?? 'the approved access period ended';
+    await revoke(reason, expired);
+    return { outcome: expired ? 'expired' : 'revoked', macs: status.macs, reason, expiresAt: status.expiresAt };
+  } catch (err) {
+    if (isCancellation(err)) {
+      // Temporal's own cancellation behaves like the `cancel` signal: undo, tell, then end as cancelled.
+      await revoke('cancelled by an operator (Temporal cancellation)', false);
+    }
+    throw err;
+  }
+}
