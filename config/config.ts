@@ -2,6 +2,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import {
+  buildForwardRoute,
+  forwardingEnvShape,
+  forwardRetryFrom,
+  type ForwardingConfig,
+  type ForwardRoute,
+} from '../forwarding/config';
 
 /**
  * The one place configuration is read. Validated once at start-up: a bad value stops the process with one line
@@ -80,9 +87,15 @@ const envSchema = z.object({
     .string()
     .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration like 1d, 12h, 30m')
     .default('1d'),
+  ...forwardingEnvShape,
 });
 
 export type Env = z.infer<typeof envSchema>;
+
+/** Every variable the schema reads (test/compose.test.ts checks deployment files against it). */
+export const ENV_VARIABLES = Object.keys(envSchema.shape) as (keyof Env)[];
+/** Read outside the schema: the prebuilt workflow bundle (app/stack.ts), the `temporal` binary (temporal/find-cli.ts). */
+export const PROCESS_ENV_VARIABLES = ['WORKFLOW_BUNDLE', 'TEMPORAL_CLI_PATH'] as const;
 
 const routeSchema = z.object({
   platform: z.enum(['feishu', 'dingtalk', 'wecom']),
@@ -93,7 +106,13 @@ const routeSchema = z.object({
     duration: z.string().min(1).optional(),
   }),
 });
-const routesFileSchema = z.object({ routes: z.array(routeSchema).min(1) });
+// Each entry is checked against its automation's schema in loadRoutesFile (forward routes: forwarding/config.ts).
+const routeHeadSchema = z.looseObject({
+  platform: z.enum(['feishu', 'dingtalk', 'wecom']),
+  approval_code: z.string().min(1),
+  automation: z.enum(['nac-whitelist', 'forward']),
+});
+const routesFileSchema = z.object({ routes: z.array(routeHeadSchema).min(1) });
 
 export interface Route {
   platform: 'feishu' | 'dingtalk' | 'wecom';
@@ -136,6 +155,8 @@ export interface AppConfig {
   dataDir: string;
   routesFile: string;
   routes: Route[];
+  /** `automation: forward` routes and the delivery retry policy. */
+  forwarding: ForwardingConfig;
   feishu: FeishuConfig;
   feishuSimPort: number;
   nac: NacConfig;
@@ -204,7 +225,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
 
   const routesFile = e.APPROVAL_PLUS_CONFIG ?? (sandbox ? SANDBOX_ROUTES_FILE : undefined);
   if (!routesFile) throw new ConfigError('missing APPROVAL_PLUS_CONFIG: path to the routes file (YAML)');
-  const routes = loadRoutes(routesFile);
+  const { routes, forwards } = loadRoutesFile(routesFile, env);
+  const fail = (line: string): never => {
+    throw new ConfigError(line);
+  };
 
   return {
     sandbox,
@@ -214,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     dataDir: path.resolve(e.DATA_DIR),
     routesFile,
     routes,
+    forwarding: { routes: forwards, retry: forwardRetryFrom(e, fail) },
     feishu: {
       appId: pick('FEISHU_APP_ID')!,
       appSecret: pick('FEISHU_APP_SECRET')!,
@@ -238,7 +263,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   };
 }
 
-export function loadRoutes(file: string): Route[] {
+/** The nac-whitelist routes of a routes file (forward routes: `loadRoutesFile`). */
+export function loadRoutes(file: string, env: NodeJS.ProcessEnv = process.env): Route[] {
+  return loadRoutesFile(file, env).routes;
+}
+
+/** Both kinds of route; forward subscribers' secrets are read from `env`. */
+export function loadRoutesFile(file: string, env: NodeJS.ProcessEnv): { routes: Route[]; forwards: ForwardRoute[] } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -259,18 +290,42 @@ export function loadRoutes(file: string): Route[] {
     throw new ConfigError(`invalid APPROVAL_PLUS_CONFIG: ${file}: ${issue.path.join('.')}: ${issue.message}`);
   }
   const seen = new Set<string>();
-  return parsed.data.routes.map((r, i) => {
-    const key = `${r.platform}:${r.approval_code}`;
+  const routes: Route[] = [];
+  const forwards: ForwardRoute[] = [];
+  const subscribers: Parameters<typeof buildForwardRoute>[3] = new Map();
+  const fail = (line: string): never => {
+    throw new ConfigError(line);
+  };
+  parsed.data.routes.forEach((head, i) => {
+    // An approval code may have one route per automation (e.g. nac-whitelist and forward).
+    const key = `${head.platform}:${head.approval_code}:${head.automation}`;
     if (seen.has(key)) throw new ConfigError(`invalid APPROVAL_PLUS_CONFIG: ${file}: routes.${i}: duplicate ${key}`);
     seen.add(key);
-    return {
+    if (head.automation === 'forward') {
+      forwards.push(buildForwardRoute(head, `routes.${i}`, env, subscribers, fail, file));
+      return;
+    }
+    const nac = routeSchema.safeParse(head);
+    if (!nac.success) {
+      const issue = nac.error.issues[0]!;
+      throw new ConfigError(
+        `invalid APPROVAL_PLUS_CONFIG: ${file}: routes.${i}.${issue.path.join('.')}: ${issue.message}`
+      );
+    }
+    const r = nac.data;
+    if (r.approval_code === '*')
+      throw new ConfigError(
+        `invalid APPROVAL_PLUS_CONFIG: ${file}: routes.${i}.approval_code: "*" is only for forward routes`
+      );
+    routes.push({
       platform: r.platform,
       approvalCode: r.approval_code,
       automation: r.automation,
       macFields: Array.isArray(r.fields.macs) ? r.fields.macs : [r.fields.macs],
       durationField: r.fields.duration,
-    };
+    });
   });
+  return { routes, forwards };
 }
 
 export function findRoute(routes: Route[], platform: Route['platform'], approvalCode: string): Route | undefined {
@@ -283,6 +338,9 @@ export function redactedConfig(c: AppConfig): Record<string, unknown> {
     sandbox: c.sandbox,
     port: c.port,
     routes: c.routes.map((r) => `${r.platform}:${r.approvalCode}→${r.automation}`),
+    forwards: c.forwarding.routes.map(
+      (r) => `${r.platform}:${r.approvalCode}→${r.subscribers.map((s) => `${s.name} ${s.url}`).join(', ')}`
+    ),
     feishu: {
       appId: c.feishu.appId,
       baseUrl: c.feishu.baseUrl,
