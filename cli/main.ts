@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { runCancel, runStatus } from './operate';
+import { runCancel, runExtend, runStatus } from './operate';
 import { runDemo } from './demo';
 import { runReconcile } from './reconcile';
 import { runStack } from './run-stack';
@@ -43,6 +43,13 @@ program
   .requiredOption('--reason <text>', 'why (the requester reads it)')
   .option('--by <who>', 'operator name for the audit trail', process.env.USER)
   .action((instance: string, opts: { reason: string; by?: string }) => runCancel(instance, opts));
+program
+  .command('extend <instance>')
+  .description('extend an active grant; the requester is told and the reminder moves with the expiry')
+  .requiredOption('--until <when>', 'new expiry: a date (2026-12-31), a duration from now (30d) or "permanent"')
+  .option('--reason <text>', 'why (the requester reads it)')
+  .option('--by <who>', 'operator name for the audit trail', process.env.USER)
+  .action((instance: string, opts: { until: string; reason?: string; by?: string }) => runExtend(instance, opts));
 program
   .command('reconcile')
   .description('start approved instances that have no workflow; report whitelist entries with no live grant')

@@ -1,6 +1,7 @@
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { parseExtendUntil } from '../domain/extension';
 import { toWorkflowId } from '../ingress/routes/admin';
-import { cancelSignal, statusQuery, type GrantStatus } from '../workflows/definitions';
+import { cancelSignal, extendUpdate, statusQuery, type GrantStatus } from '../workflows/definitions';
 import { configOrExit, connectClient, uiLink } from './common';
 
 /** `approval-plus status <instance>` */
@@ -51,6 +52,32 @@ export async function runCancel(instance: string, opts: { reason: string; by?: s
   } catch (err) {
     if (err instanceof WorkflowNotFoundError)
       throw new Error(`no live grant ${workflowId} (never started, or already ended)`);
+    throw err;
+  } finally {
+    await close();
+  }
+}
+
+/** `approval-plus extend <instance> --until 2026-12-31|30d|permanent [--reason …]` */
+export async function runExtend(
+  instance: string,
+  opts: { until: string; reason?: string; by?: string }
+): Promise<void> {
+  const config = configOrExit();
+  const { expiresAt } = parseExtendUntil(opts.until, Date.now());
+  const { client, close } = await connectClient(config);
+  const workflowId = toWorkflowId(instance);
+  try {
+    const status = await client.workflow.getHandle(workflowId).executeUpdate(extendUpdate, {
+      args: [{ expiresAt, reason: opts.reason, by: opts.by ?? 'cli' }],
+    });
+    console.log(`${workflowId}: access now ${status.expiresAt ? `expires ${status.expiresAt}` : 'permanent'}.`);
+    console.log('the requester was told; the reminder moves with the expiry.');
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError)
+      throw new Error(`no live grant ${workflowId} (never started, or already ended)`);
+    if (err instanceof WorkflowUpdateFailedError)
+      throw new Error(`extension refused: ${(err.cause as Error | undefined)?.message ?? err.message}`);
     throw err;
   } finally {
     await close();

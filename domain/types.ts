@@ -45,7 +45,7 @@ export interface ApprovalInstance {
 
 /** A message to the requester. Platforms render it (Feishu: an interactive card). */
 export interface RequesterMessage {
-  kind: 'granted' | 'partially-granted' | 'failed' | 'revoked' | 'expiry-reminder' | 'rejected-input';
+  kind: 'granted' | 'partially-granted' | 'failed' | 'revoked' | 'expiry-reminder' | 'extended' | 'rejected-input';
   title: string;
   /** Markdown-ish lines, rendered as the card body. */
   lines: string[];

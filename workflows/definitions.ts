@@ -3,8 +3,9 @@
  * Imported by workflows, the ingress, the CLI and the tests. No other imports here beyond Temporal's definers.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { PlatformName } from '../domain/types';
+import type { EndpointSnapshot } from '../nac/adapter';
 
 export const TASK_QUEUE = 'approval-plus';
 /** NAC calls run on their own queue so they can be rate-limited server-side (NAC_MAX_RPS) across every worker. */
@@ -21,6 +22,33 @@ export interface CancelInput {
 /** Stop, undo every effect of this run, tell the requester. Every revocation path ends here. */
 export const cancelSignal = defineSignal<[CancelInput]>('cancel');
 
+export interface ExtendInput {
+  /** The new expiry, ISO-8601 with a time zone; null = permanent. Must be later than the current expiry. */
+  expiresAt: string | null;
+  by?: string;
+  reason?: string;
+}
+/**
+ * Extend an active grant (operator API / CLI `extend`). Validated before it is accepted (an update a validator
+ * refuses never reaches history); answers with the grant's status once the new expiry is in force.
+ */
+export const extendUpdate = defineUpdate<GrantStatus, [ExtendInput]>('extend');
+
+export interface AdoptPriorInput {
+  /** Normalised MAC (12 hex digits). */
+  mac: string;
+  /** What the NAC held before the earlier grant wrote: what the last grant standing must restore. */
+  prior: EndpointSnapshot | null;
+  /** The earlier grant's workflow id. */
+  from: string;
+}
+/**
+ * Hand-over between overlapping grants of one device (a later approval for a MAC that a live grant already holds):
+ * the earlier grant, ending, finds the endpoint tagged by the later one and passes its own prior state on, so that
+ * the endpoint returns to the pre-approval state when the last grant ends — not to the earlier grant's tag.
+ */
+export const adoptPriorSignal = defineSignal<[AdoptPriorInput]>('adoptPrior');
+
 export type GrantPhase =
   | 'fetching'
   | 'granting'
@@ -33,7 +61,8 @@ export type GrantPhase =
   | 'rejected'
   | 'ignored';
 
-export type MacState = 'pending' | 'granted' | 'failed' | 'skipped' | 'restored' | 'removed' | 'left-alone' | 'invalid';
+export type MacState =
+  'pending' | 'granted' | 'failed' | 'skipped' | 'restored' | 'removed' | 'left-alone' | 'handed-over' | 'invalid';
 
 export interface MacStatus {
   mac: string;

@@ -89,7 +89,12 @@ export function revokedMessage(
   return {
     kind: 'revoked',
     title: expired ? 'Wi‑Fi 接入已到期 / Wi‑Fi access expired' : 'Wi‑Fi 接入已撤销 / Wi‑Fi access revoked',
-    lines: [`原因 / reason: ${reason}`, ...macs.map((m) => `• ${m.mac}`)],
+    lines: [
+      `原因 / reason: ${reason}`,
+      ...macs.map((m) =>
+        m.state === 'handed-over' ? `• ${m.mac}: 仍由后续审批授权 / still granted by a later approval` : `• ${m.mac}`
+      ),
+    ],
     idempotencyKey: `${ctx.grantId}:${expired ? 'expired' : 'revoked'}`,
     instanceId: ctx.instanceId,
   };
@@ -105,6 +110,27 @@ export function reminderMessage(ctx: MessageContext, macs: MacStatus[]): Request
       ...macs.map((m) => `• ${m.mac}`),
     ],
     idempotencyKey: `${ctx.grantId}:reminder:${ctx.expiresAt ?? ''}`.slice(0, 200),
+    instanceId: ctx.instanceId,
+  };
+}
+
+export function extendedMessage(
+  ctx: MessageContext,
+  macs: MacStatus[],
+  n: number,
+  by?: string,
+  reason?: string
+): RequesterMessage {
+  return {
+    kind: 'extended',
+    title: 'Wi‑Fi 接入已延期 / Wi‑Fi access extended',
+    lines: [
+      expiryLine(ctx),
+      ...(reason ? [`原因 / reason: ${reason}`] : []),
+      ...(by ? [`操作人 / by: ${by}`] : []),
+      ...macs.map((m) => `• ${m.mac}`),
+    ],
+    idempotencyKey: `${ctx.grantId}:extended:${n}`,
     instanceId: ctx.instanceId,
   };
 }

@@ -2,7 +2,7 @@
  * `nac-whitelist`: the Wi‑Fi access automation. One run per approval instance, alive as long as the access it granted.
  *
  *   fetch + check the approval ─► for each MAC: lookup (prior state) ─► register undo ─► whitelist
- *     ─► message requester + audit comment ─► active (expiry timer, reminder) ─► revoke ─► tell requester
+ *     ─► message requester + audit comment ─► active (expiry timer, reminder, `extend` update) ─► revoke ─► tell
  *
  * Every way out after a write (permanent failure, `cancel` signal, Temporal cancellation, expiry) runs the same undo:
  * the registered compensations, newest first, in a non-cancellable scope.
@@ -12,8 +12,10 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -24,19 +26,23 @@ import type { ApprovalActivities, ApprovalRequest, NacActivities } from '../acti
 import type { PlatformName, RequesterMessage } from '../domain/types';
 import type { EndpointSnapshot, GrantTag } from '../nac/adapter';
 import {
+  adoptPriorSignal,
   cancelSignal,
+  extendUpdate,
   GrantExpiresAtKey,
   GrantPhaseKey,
   NAC_TASK_QUEUE,
   RequesterRefKey,
   statusQuery,
   type CancelInput,
+  type ExtendInput,
   type GrantPhase,
   type GrantStatus,
   type MacStatus,
 } from './definitions';
 import {
   auditComment,
+  extendedMessage,
   failedMessage,
   grantedMessage,
   rejectedInputMessage,
@@ -125,6 +131,47 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
   // Read through a function: the signal handler sets it between awaits, which TypeScript's narrowing cannot see.
   const pendingCancel = (): CancelInput | undefined => cancelRequest;
 
+  // A later grant of one of our devices hands its prior state over when it ends (see adoptPriorSignal).
+  setHandler(adoptPriorSignal, ({ mac, prior, from }) => {
+    const c = compensations.find((x) => x.mac === mac && x.prior?.tag?.grantId === from);
+    if (c) c.prior = prior;
+  });
+
+  // Extensions are applied by the main loop (it owns the timers); the update waits until its turn is done.
+  const extensions: ExtendInput[] = [];
+  let extensionsRequested = 0;
+  let extensionsApplied = 0;
+  setHandler(
+    extendUpdate,
+    async (req) => {
+      const mine = ++extensionsRequested;
+      extensions.push(req);
+      await condition(() => extensionsApplied >= mine || status.phase !== 'active');
+      if (extensionsApplied < mine) throw ApplicationFailure.nonRetryable(`the grant ended (${status.phase})`);
+      return status;
+    },
+    {
+      validator: (req) => {
+        if (status.phase !== 'active' || pendingCancel())
+          throw new Error(
+            `only an active grant can be extended; this one is ${pendingCancel() ? 'revoking' : status.phase}`
+          );
+        const current = extensions.length ? extensions[extensions.length - 1]!.expiresAt : (status.expiresAt ?? null);
+        if (req?.expiresAt === null) {
+          if (current === null) throw new Error('the grant is already permanent');
+          return;
+        }
+        const at = typeof req?.expiresAt === 'string' ? Date.parse(req.expiresAt) : NaN;
+        if (Number.isNaN(at) || !/([zZ]|[+-]\d\d:?\d\d)$/.test(req.expiresAt as string))
+          throw new Error('expiresAt must be an ISO-8601 date-time with a time zone, or null for permanent');
+        if (at <= Date.now()) throw new Error(`expiresAt ${req.expiresAt} is in the past`);
+        if (current === null) throw new Error('the grant is permanent; it cannot be shortened by an extension');
+        if (at <= Date.parse(current))
+          throw new Error(`expiresAt must be later than the current expiry ${current}; use cancel to end access early`);
+      },
+    }
+  );
+
   const setPhase = (phase: GrantPhase) => {
     status.phase = phase;
     upsertSearchAttributes([{ key: GrantPhaseKey, value: phase }]);
@@ -190,12 +237,38 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
           if (entry && entry.state !== 'failed')
             entry.state = done === 'skipped' ? 'left-alone' : done === 'deleted' ? 'removed' : 'restored';
           if (entry && done === 'skipped') entry.detail = 'changed by someone else since; left as it is';
+          // Added after the first release: runs that skipped an undo before it was deployed replay without it.
+          if (done === 'skipped' && patched('handover-to-later-grant')) {
+            const holder = await handOver(c);
+            if (entry && holder) {
+              entry.state = 'handed-over';
+              entry.detail = `still granted by ${holder}`;
+            }
+          }
         } catch (err) {
           status.lastError = `undo failed for ${c.display}: ${reasonOf(err)}`;
           log.error('compensation failed', { error: status.lastError });
         }
       }
     });
+
+  /**
+   * After a skipped undo: if a later grant of ours now holds the endpoint, pass our prior state on to it so that the
+   * last grant standing restores the pre-approval state. Returns the holder's id, or undefined.
+   */
+  const handOver = async (c: Compensation): Promise<string | undefined> => {
+    const now = await nacUndoCalls.lookupEndpoint.executeWithOptions({ summary: 'who holds the device now' }, [c.mac]);
+    const holder = now?.tag?.grantId;
+    if (!holder || holder === grantId) return undefined;
+    try {
+      await getExternalWorkflowHandle(holder).signal(adoptPriorSignal, { mac: c.mac, prior: c.prior, from: grantId });
+      return holder;
+    } catch (err) {
+      // The holder has ended too: reconcile finds the entry (its grant is not live) and restores it from history.
+      log.warn('hand-over to a later grant failed', { holder, error: reasonOf(err) });
+      return undefined;
+    }
+  };
 
   /** Revocation: undo, tell the requester, leave the audit comment. */
   const revoke = (reason: string, expired: boolean) =>
@@ -316,22 +389,50 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
     await comment('Wi‑Fi access granted', 'granted', status.expiresAt ? `until ${status.expiresAt}` : 'permanent');
     setPhase('active');
 
-    const expiresAtMs = request.expiry.kind === 'expires' ? request.expiry.expiresAtMs : undefined;
-    if (expiresAtMs === undefined) {
-      await condition(() => pendingCancel() !== undefined);
-    } else {
-      const remindAt = expiresAtMs - input.reminderLeadMs;
-      if (remindAt > Date.now() && !(await condition(() => pendingCancel() !== undefined, remindAt - Date.now()))) {
-        await tell(
-          reminderMessage(
-            ctx,
-            status.macs.filter((m) => m.state === 'granted')
-          )
-        );
+    // Active: wait for the reminder, the expiry, a revocation or an extension. The timers are the same commands, in
+    // the same order, as before extensions existed, so runs started by older code replay unchanged.
+    let expiresAtMs = request.expiry.kind === 'expires' ? request.expiry.expiresAtMs : undefined;
+    let reminded = false;
+    const wake = () => pendingCancel() !== undefined || extensions.length > 0;
+    for (;;) {
+      if (expiresAtMs === undefined) {
+        await condition(wake);
+      } else if (!reminded && expiresAtMs - input.reminderLeadMs > Date.now()) {
+        if (!(await condition(wake, expiresAtMs - input.reminderLeadMs - Date.now()))) {
+          reminded = true;
+          await tell(
+            reminderMessage(
+              ctx,
+              status.macs.filter((m) => m.state === 'granted')
+            )
+          );
+          continue;
+        }
+      } else if (expiresAtMs > Date.now()) {
+        if (!(await condition(wake, expiresAtMs - Date.now()))) break;
+      } else {
+        break;
       }
-      if (!pendingCancel() && expiresAtMs > Date.now()) {
-        await condition(() => pendingCancel() !== undefined, expiresAtMs - Date.now());
-      }
+      if (pendingCancel()) break;
+      const ext = extensions.shift();
+      if (!ext) continue;
+      expiresAtMs = ext.expiresAt === null ? undefined : Date.parse(ext.expiresAt);
+      status.expiresAt = expiresAtMs === undefined ? undefined : new Date(expiresAtMs).toISOString();
+      reminded = false;
+      upsertSearchAttributes([
+        { key: GrantExpiresAtKey, value: expiresAtMs === undefined ? null : new Date(expiresAtMs) },
+      ]);
+      ctx = { ...ctx, expiresAt: status.expiresAt };
+      const n = extensionsApplied + 1;
+      const granted = status.macs.filter((m) => m.state === 'granted');
+      await tell(extendedMessage(ctx, granted, n, ext.by, ext.reason));
+      await comment(
+        'access extended',
+        `extended-${n}`,
+        `${status.expiresAt ? `until ${status.expiresAt}` : 'permanent'}${ext.by ? `, by ${ext.by}` : ''}${ext.reason ? `: ${ext.reason}` : ''}`
+      );
+      extensionsApplied = n;
+      setPhase('active');
     }
     const revokedBy = pendingCancel();
     const expired = revokedBy === undefined;

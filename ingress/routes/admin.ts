@@ -1,7 +1,8 @@
 import type Router from '@koa/router';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { z } from 'zod';
-import { statusQuery } from '../../workflows/definitions';
+import { parseExtendUntil } from '../../domain/extension';
+import { extendUpdate, statusQuery } from '../../workflows/definitions';
 import type { EventProcessor } from '../event-processor';
 import { HttpError } from '../http-error';
 import { adminAuth } from '../middleware/admin-auth';
@@ -13,8 +14,24 @@ export function toWorkflowId(id: string): string {
 }
 
 const cancelBody = z.object({ reason: z.string().min(1).max(500), by: z.string().max(200).optional() });
+const extendBody = z.object({
+  until: z.string().min(1).max(100),
+  reason: z.string().max(500).optional(),
+  by: z.string().max(200).optional(),
+});
 
-/** The operator API: `GET /api/approvals/:id`, `POST /api/approvals/:id/cancel`, behind ADMIN_TOKEN. */
+function jsonBody(raw: Buffer | undefined): unknown {
+  try {
+    return JSON.parse(raw!.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'malformed_json', 'body is not valid JSON');
+  }
+}
+
+/**
+ * The operator API, behind ADMIN_TOKEN: `GET /api/approvals/:id`, `POST /api/approvals/:id/cancel`,
+ * `POST /api/approvals/:id/extend` (`{ until: "2026-12-31" | "30d" | "permanent", reason?, by? }`).
+ */
 export function mountAdminApi(
   router: Router,
   deps: { client: Client; processor: EventProcessor; adminToken?: string }
@@ -47,13 +64,7 @@ export function mountAdminApi(
     auth,
     rawJsonBody({ limitBytes: 16 * 1024 }),
     async function cancelApproval(ctx) {
-      let body: unknown;
-      try {
-        body = JSON.parse(ctx.request.rawBody!.toString('utf8'));
-      } catch {
-        throw new HttpError(400, 'malformed_json', 'body is not valid JSON');
-      }
-      const parsed = cancelBody.safeParse(body);
+      const parsed = cancelBody.safeParse(jsonBody(ctx.request.rawBody));
       if (!parsed.success) throw new HttpError(400, 'invalid_body', `reason: ${parsed.error.issues[0]!.message}`);
       const workflowId = toWorkflowId(ctx.params.id!);
       const result = await deps.processor.signalCancel(workflowId, {
@@ -63,6 +74,38 @@ export function mountAdminApi(
       if (result.outcome === 'no-live-grant') throw new HttpError(404, 'no_live_grant', `no live grant ${workflowId}`);
       ctx.status = 202;
       ctx.body = { workflowId, outcome: result.outcome };
+    }
+  );
+  router.post(
+    '/api/approvals/:id/extend',
+    auth,
+    rawJsonBody({ limitBytes: 16 * 1024 }),
+    async function extendApproval(ctx) {
+      const parsed = extendBody.safeParse(jsonBody(ctx.request.rawBody));
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw new HttpError(400, 'invalid_body', `${issue.path.join('.') || 'body'}: ${issue.message}`);
+      }
+      let expiresAt: string | null;
+      try {
+        ({ expiresAt } = parseExtendUntil(parsed.data.until, Date.now()));
+      } catch (err) {
+        throw new HttpError(400, 'invalid_until', (err as Error).message);
+      }
+      const workflowId = toWorkflowId(ctx.params.id!);
+      try {
+        const status = await deps.client.workflow.getHandle(workflowId).executeUpdate(extendUpdate, {
+          args: [{ expiresAt, reason: parsed.data.reason, by: parsed.data.by ?? 'operator-api' }],
+        });
+        ctx.body = { workflowId, status };
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError)
+          throw new HttpError(404, 'no_live_grant', `no live grant ${workflowId}`);
+        // The workflow's validator refused it (not active, not later than the current expiry…): a client error.
+        if (err instanceof WorkflowUpdateFailedError)
+          throw new HttpError(409, 'extension_refused', (err.cause as Error | undefined)?.message ?? err.message);
+        throw err;
+      }
     }
   );
 }

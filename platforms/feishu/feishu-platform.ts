@@ -178,6 +178,7 @@ const CARD_COLOURS: Record<RequesterMessage['kind'], string> = {
   granted: 'green',
   'partially-granted': 'orange',
   'expiry-reminder': 'orange',
+  extended: 'green',
   failed: 'red',
   revoked: 'red',
   'rejected-input': 'red',
