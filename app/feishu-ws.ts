@@ -2,7 +2,7 @@ import * as lark from '@larksuiteoapi/node-sdk';
 import type { Client } from '@temporalio/client';
 import type { AppConfig } from '../config/config';
 import { EventProcessor, timingFor } from '../ingress/event-processor';
-import { normaliseEventObject } from '../ingress/feishu-envelope';
+import { normaliseEventObject, rawFeishuEvent } from '../ingress/feishu-envelope';
 import type { ReadinessCheck } from '../ingress/routes/health';
 import type { Logger } from './logger';
 
@@ -14,13 +14,22 @@ import type { Logger } from './logger';
 const EVENT_TYPES = ['approval_instance', 'approval.instance.status_changed_v4', 'contact.user.deleted_v3'];
 
 export async function startFeishuLongConnection(config: AppConfig, client: Client, logger: Logger) {
-  const processor = new EventProcessor({ client, routes: config.routes, ...timingFor(config), logger });
+  const processor = new EventProcessor({
+    client,
+    routes: config.routes,
+    forwarding: config.forwarding,
+    ...timingFor(config),
+    logger,
+  });
   const handlers: Record<string, (data: Record<string, unknown>) => Promise<string>> = {};
   for (const type of EVENT_TYPES) {
     handlers[type] = async (data) => {
       // v1 events arrive flattened with the envelope uuid; v2 with header.event_id as event_id.
       const eventId = String(data.event_id ?? data.uuid ?? '');
-      const result = await processor.process(normaliseEventObject(type, eventId, data));
+      const result = await processor.process({
+        ...normaliseEventObject(type, eventId, data),
+        raw: rawFeishuEvent(data),
+      });
       logger.info({ eventId, type, outcome: result.outcome, via: 'ws' }, 'event accepted');
       return 'ok';
     };

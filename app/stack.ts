@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { AppConfig } from '../config/config';
+import { allSubscribers, ANY_APPROVAL_CODE } from '../forwarding/config';
 import { createIngress } from '../ingress/app';
 import { timingFor } from '../ingress/event-processor';
 import type { ReadinessCheck } from '../ingress/routes/health';
@@ -131,6 +132,12 @@ export async function startStack(
       await stack.platform.subscribeApprovals(
         config.routes.filter((r) => r.platform === 'feishu').map((r) => r.approvalCode)
       );
+      // Forwarded approval codes need Feishu's per-code event subscription too ("*" cannot be subscribed).
+      await stack.platform.subscribeApprovals(
+        config.forwarding.routes
+          .filter((r) => r.platform === 'feishu' && r.approvalCode !== ANY_APPROVAL_CODE)
+          .map((r) => r.approvalCode)
+      );
       const workers = await createWorkers({
         connection: nativeConnection,
         namespace: config.temporal.namespace,
@@ -138,6 +145,7 @@ export async function startStack(
         nac: stack.nac,
         nacMaxRps: config.nac.maxRps,
         workflowBundlePath: process.env.WORKFLOW_BUNDLE || undefined,
+        forwardSubscribers: allSubscribers(config.forwarding.routes),
       });
       const running = workers.run();
       stops.push(async () => {
@@ -163,6 +171,7 @@ export async function startStack(
         ...timingFor(config),
         extraReadiness: readiness,
         budgetMs: opts.budgetMs,
+        forwarding: config.forwarding,
       });
       const server = http.createServer(app.callback());
       server.keepAliveTimeout = 5000;

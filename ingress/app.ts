@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 import Koa from 'koa';
 import type { Logger } from '../app/logger';
 import type { AppConfig } from '../config/config';
+import type { ForwardingConfig } from '../forwarding/config';
 import { EventProcessor } from './event-processor';
 import { createMetrics, type IngressMetrics } from './metrics';
 import { errorHandler } from './middleware/error-handler';
@@ -19,6 +20,8 @@ export interface IngressDeps {
   extraReadiness?: ReadinessCheck[];
   budgetMs?: number;
   metrics?: IngressMetrics;
+  /** Forward routes and their retry policy (config.forwarding); none: nothing is forwarded. */
+  forwarding?: ForwardingConfig;
 }
 
 /** The Koa ingress, without listening: tests drive `app.callback()`, the server module listens. */
@@ -31,6 +34,7 @@ export function createIngress(deps: IngressDeps): { app: Koa; processor: EventPr
     nacStepTimeoutMs: deps.nacStepTimeoutMs,
     logger: deps.logger,
     budgetMs: deps.budgetMs,
+    forwarding: deps.forwarding,
   });
   const app = new Koa({ proxy: false });
   app.silent = true; // the error handler logs; Koa's default would print stacks to stderr

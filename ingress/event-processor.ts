@@ -1,5 +1,7 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { findRoute, type AppConfig, type Route } from '../config/config';
+import { findForwardRoutes, type ForwardingConfig } from '../forwarding/config';
+import { forwardInputs, startForward } from '../forwarding/start';
 import { parseDurationMs } from '../domain/duration';
 import { REVOKING_STATUSES, type PlatformName } from '../domain/types';
 import { requesterRef } from '../platforms/requester-ref';
@@ -31,6 +33,8 @@ export interface EventProcessorDeps {
   logger: Logger;
   /** Total budget for the Temporal calls of one event. Feishu wants an answer within 3 s. */
   budgetMs?: number;
+  /** `automation: forward` routes: each matching event starts one forwardEventWorkflow per subscriber. */
+  forwarding?: ForwardingConfig;
 }
 
 export function startOptionsFor(
@@ -104,17 +108,39 @@ export class EventProcessor {
         return this.revokeLeaver(event.platform, event.userId, event.eventId);
       case 'approval-status': {
         const route = findRoute(this.deps.routes, event.platform, event.approvalCode);
-        if (!route) return { outcome: 'unrouted' };
-        if (event.status === 'APPROVED') return this.startGrant(route, event.platform, event.instanceId, event.eventId);
-        if ((REVOKING_STATUSES as readonly string[]).includes(event.status)) {
-          return this.signalCancel(workflowIdFor(event.platform, event.instanceId), {
-            reason: `the approval was ${event.status.toLowerCase()} on ${event.platform}`,
-            by: `${event.platform}:${event.eventType}`,
-          });
-        }
-        return { outcome: 'ignored-status' };
+        const forwards = findForwardRoutes(this.deps.forwarding?.routes ?? [], event.platform, event.approvalCode);
+        if (forwards.length === 0) return route ? this.automate(route, event) : { outcome: 'unrouted' };
+        // Every matching route's workflow is started before the answer; on a 503 the platform redelivers and the
+        // runs already started are found by id (REJECT_DUPLICATE), so each still runs once.
+        const receivedAt = new Date();
+        const inputs = forwardInputs(forwards, event, this.deps.forwarding!.retry, receivedAt);
+        const [automated, forwarded] = await Promise.all([
+          route ? this.automate(route, event) : undefined,
+          Promise.all(inputs.map((input) => startForward(this.deps.client, input))),
+        ]);
+        const forwardIds = forwarded.map((f) => f.workflowId);
+        if (automated) return { ...automated, workflowIds: [...(automated.workflowIds ?? []), ...forwardIds] };
+        return {
+          outcome: forwarded.some((f) => f.outcome === 'started') ? 'started' : 'duplicate',
+          workflowIds: forwardIds,
+        };
       }
     }
+  }
+
+  /** The nac-whitelist route: APPROVED starts the grant, a withdrawing status revokes it. */
+  private async automate(
+    route: Route,
+    event: Extract<InboundEvent, { kind: 'approval-status' }>
+  ): Promise<EventResult> {
+    if (event.status === 'APPROVED') return this.startGrant(route, event.platform, event.instanceId, event.eventId);
+    if ((REVOKING_STATUSES as readonly string[]).includes(event.status)) {
+      return this.signalCancel(workflowIdFor(event.platform, event.instanceId), {
+        reason: `the approval was ${event.status.toLowerCase()} on ${event.platform}`,
+        by: `${event.platform}:${event.eventType}`,
+      });
+    }
+    return { outcome: 'ignored-status' };
   }
 
   private async startGrant(

@@ -82,9 +82,20 @@ export function decodeFeishuRequest(
     throw new HttpError(401, 'missing_signature', 'X-Lark-Signature header is missing');
   }
 
-  if (v2Header) return { kind: 'event', event: decodeV2(body, v2Header, sec) };
-  if (body.type === 'event_callback') return { kind: 'event', event: decodeV1(body, sec) };
+  if (v2Header) return { kind: 'event', event: { ...decodeV2(body, v2Header, sec), raw: rawFeishuEvent(body) } };
+  if (body.type === 'event_callback')
+    return { kind: 'event', event: { ...decodeV1(body, sec), raw: rawFeishuEvent(body) } };
   throw new HttpError(400, 'unknown_envelope', 'neither a v1 event_callback nor a v2 (schema 2.0) event');
+}
+
+/** The decrypted event for forward subscribers (`include_raw`), without the verification token (a secret). */
+export function rawFeishuEvent(body: Json): Json {
+  const { token: _token, ...rest } = body;
+  if (isObject(rest.header)) {
+    const { token: _headerToken, ...header } = rest.header;
+    return { ...rest, header };
+  }
+  return rest;
 }
 
 function checkApp(appId: unknown, sec: FeishuSecurity): void {

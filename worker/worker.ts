@@ -7,6 +7,8 @@ import {
   type LogLevel,
 } from '@temporalio/worker';
 import { createApprovalActivities, createNacActivities } from '../activities';
+import { createForwardActivities } from '../activities/forward';
+import type { ForwardSubscriber } from '../forwarding/config';
 import type { PlatformName } from '../domain/types';
 import type { NacAdapter } from '../nac/adapter';
 import type { ApprovalPlatform } from '../platforms/platform';
@@ -26,6 +28,8 @@ export interface WorkerDeps {
   identity?: string;
   /** A prebuilt bundle (production image); otherwise workflows are bundled from source at start. */
   workflowBundlePath?: string;
+  /** Forward subscribers (routes file): the delivery activity signs with their secrets. */
+  forwardSubscribers?: ForwardSubscriber[];
 }
 
 const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
@@ -66,7 +70,10 @@ export async function createWorkers(deps: WorkerDeps): Promise<{ run(): Promise<
     taskQueue: TASK_QUEUE,
     identity,
     ...workflowSource,
-    activities: createApprovalActivities({ platforms: deps.platforms }),
+    activities: {
+      ...createApprovalActivities({ platforms: deps.platforms }),
+      ...createForwardActivities({ subscribers: deps.forwardSubscribers ?? [] }),
+    },
   });
   const nac = await Worker.create({
     connection: deps.connection,
