@@ -9,6 +9,10 @@ import {
   type ForwardingConfig,
   type ForwardRoute,
 } from '../forwarding/config';
+import { buildDingTalkConfig, dingtalkEnvShape, type DingTalkConfig } from '../platforms/dingtalk/config';
+import { buildWeComConfig, wecomEnvShape, type WeComConfig } from '../platforms/wecom/config';
+
+export type { DingTalkConfig, WeComConfig };
 
 /**
  * The one place configuration is read. Validated once at start-up: a bad value stops the process with one line
@@ -98,6 +102,8 @@ export const ENV_VARIABLES = Object.keys(envSchema.shape) as (keyof Env)[];
 export const PROCESS_ENV_VARIABLES = ['WORKFLOW_BUNDLE', 'TEMPORAL_CLI_PATH'] as const;
 
 const routeSchema = z.object({
+  ...dingtalkEnvShape,
+  ...wecomEnvShape,
   platform: z.enum(['feishu', 'dingtalk', 'wecom']),
   approval_code: z.string().min(1),
   automation: z.enum(['nac-whitelist']),
@@ -169,6 +175,12 @@ export interface AppConfig {
 const projectRoot = path.resolve(__dirname, '..');
 export const SANDBOX_ROUTES_FILE = path.join(projectRoot, 'config', 'routes.sandbox.yaml');
 
+  /** Set when DingTalk is enabled (a route names it, or DINGTALK_APP_KEY is set). */
+  dingtalk?: DingTalkConfig;
+  dingtalkSimPort: number;
+  /** Set when WeCom is enabled (a route names it, or WECOM_CORP_ID is set). */
+  wecom?: WeComConfig;
+  wecomSimPort: number;
 /** Load and validate the configuration; throws ConfigError with one line naming the bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = envSchema.safeParse(env);
@@ -237,6 +249,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     logLevel: e.LOG_LEVEL,
     dataDir: path.resolve(e.DATA_DIR),
     routesFile,
+  const routed = (p: Route['platform']) => [...routes, ...forwards].some((r) => r.platform === p);
+  const platformCtx = (p: Route['platform']) => ({
+    sandbox,
+    routed: routed(p),
+    routesFile,
+    fail: (line: string): never => {
+      throw new ConfigError(line);
+    },
+  });
+  const dingtalk = buildDingTalkConfig(e, platformCtx('dingtalk'));
+  const wecom = buildWeComConfig(e, platformCtx('wecom'));
     routes,
     forwarding: { routes: forwards, retry: forwardRetryFrom(e, fail) },
     feishu: {
@@ -260,6 +283,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     adminToken: e.ADMIN_TOKEN,
     reminderLead: e.REMINDER_LEAD,
+    dingtalk,
+    dingtalkSimPort: e.DINGTALK_SIM_PORT,
+    wecom,
+    wecomSimPort: e.WECOM_SIM_PORT,
   };
 }
 
@@ -352,3 +379,5 @@ export function redactedConfig(c: AppConfig): Record<string, unknown> {
     adminApi: c.adminToken ? 'on' : 'off',
   };
 }
+    dingtalk: c.dingtalk && { appKey: c.dingtalk.appKey, baseUrl: c.dingtalk.baseUrl, eventMode: c.dingtalk.eventMode },
+    wecom: c.wecom && { corpId: c.wecom.corpId, agentId: c.wecom.agentId, baseUrl: c.wecom.baseUrl },

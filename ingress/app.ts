@@ -8,11 +8,14 @@ import { EventProcessor } from './event-processor';
 import { createMetrics, type IngressMetrics } from './metrics';
 import { errorHandler } from './middleware/error-handler';
 import { mountAdminApi } from './routes/admin';
+import { mountDingTalkWebhook } from './routes/dingtalk';
 import { mountFeishuWebhook } from './routes/feishu';
 import { mountHealth, temporalReadiness, type ReadinessCheck } from './routes/health';
+import { mountWeComWebhook } from './routes/wecom';
 
 export interface IngressDeps {
-  config: Pick<AppConfig, 'routes' | 'feishu' | 'adminToken' | 'temporal'>;
+  config: Pick<AppConfig, 'routes' | 'feishu' | 'adminToken' | 'temporal'> &
+    Partial<Pick<AppConfig, 'dingtalk' | 'wecom'>>;
   client: Client;
   logger: Logger;
   reminderLeadMs: number;
@@ -59,6 +62,30 @@ export function createIngress(deps: IngressDeps): { app: Koa; processor: EventPr
     metrics,
     logger: deps.logger,
   });
+  const dingtalk = deps.config.dingtalk;
+  // Stream mode feeds the processor from app/stack.ts; the HTTP callback exists only in http mode.
+  if (dingtalk && dingtalk.eventMode === 'http' && dingtalk.aesKey && dingtalk.token) {
+    mountDingTalkWebhook(router, {
+      security: {
+        token: dingtalk.token,
+        aesKey: dingtalk.aesKey,
+        ownerKey: dingtalk.ownerKey,
+        corpId: dingtalk.corpId,
+      },
+      processor,
+      metrics,
+      logger: deps.logger,
+    });
+  }
+  const wecom = deps.config.wecom;
+  if (wecom) {
+    mountWeComWebhook(router, {
+      security: { token: wecom.token, encodingAesKey: wecom.encodingAesKey, corpId: wecom.corpId },
+      processor,
+      metrics,
+      logger: deps.logger,
+    });
+  }
   mountHealth(router, {
     checks: [temporalReadiness(deps.client, deps.config.temporal.namespace), ...(deps.extraReadiness ?? [])],
     metrics,
