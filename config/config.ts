@@ -92,6 +92,8 @@ const envSchema = z.object({
     .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration like 1d, 12h, 30m')
     .default('1d'),
   ...forwardingEnvShape,
+  ...dingtalkEnvShape,
+  ...wecomEnvShape,
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -102,8 +104,6 @@ export const ENV_VARIABLES = Object.keys(envSchema.shape) as (keyof Env)[];
 export const PROCESS_ENV_VARIABLES = ['WORKFLOW_BUNDLE', 'TEMPORAL_CLI_PATH'] as const;
 
 const routeSchema = z.object({
-  ...dingtalkEnvShape,
-  ...wecomEnvShape,
   platform: z.enum(['feishu', 'dingtalk', 'wecom']),
   approval_code: z.string().min(1),
   automation: z.enum(['nac-whitelist']),
@@ -165,6 +165,12 @@ export interface AppConfig {
   forwarding: ForwardingConfig;
   feishu: FeishuConfig;
   feishuSimPort: number;
+  /** Set when DingTalk is enabled (a route names it, or DINGTALK_APP_KEY is set). */
+  dingtalk?: DingTalkConfig;
+  dingtalkSimPort: number;
+  /** Set when WeCom is enabled (a route names it, or WECOM_CORP_ID is set). */
+  wecom?: WeComConfig;
+  wecomSimPort: number;
   nac: NacConfig;
   nacSimPort: number;
   temporal: { address?: string; namespace: string; uiPort: number; apiKey?: string; tls: boolean };
@@ -175,12 +181,6 @@ export interface AppConfig {
 const projectRoot = path.resolve(__dirname, '..');
 export const SANDBOX_ROUTES_FILE = path.join(projectRoot, 'config', 'routes.sandbox.yaml');
 
-  /** Set when DingTalk is enabled (a route names it, or DINGTALK_APP_KEY is set). */
-  dingtalk?: DingTalkConfig;
-  dingtalkSimPort: number;
-  /** Set when WeCom is enabled (a route names it, or WECOM_CORP_ID is set). */
-  wecom?: WeComConfig;
-  wecomSimPort: number;
 /** Load and validate the configuration; throws ConfigError with one line naming the bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = envSchema.safeParse(env);
@@ -238,17 +238,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const routesFile = e.APPROVAL_PLUS_CONFIG ?? (sandbox ? SANDBOX_ROUTES_FILE : undefined);
   if (!routesFile) throw new ConfigError('missing APPROVAL_PLUS_CONFIG: path to the routes file (YAML)');
   const { routes, forwards } = loadRoutesFile(routesFile, env);
-  const fail = (line: string): never => {
-    throw new ConfigError(line);
-  };
-
-  return {
-    sandbox,
-    port: e.PORT,
-    host: e.HOST,
-    logLevel: e.LOG_LEVEL,
-    dataDir: path.resolve(e.DATA_DIR),
-    routesFile,
   const routed = (p: Route['platform']) => [...routes, ...forwards].some((r) => r.platform === p);
   const platformCtx = (p: Route['platform']) => ({
     sandbox,
@@ -260,6 +249,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   });
   const dingtalk = buildDingTalkConfig(e, platformCtx('dingtalk'));
   const wecom = buildWeComConfig(e, platformCtx('wecom'));
+  const fail = (line: string): never => {
+    throw new ConfigError(line);
+  };
+
+  return {
+    sandbox,
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    dataDir: path.resolve(e.DATA_DIR),
+    routesFile,
     routes,
     forwarding: { routes: forwards, retry: forwardRetryFrom(e, fail) },
     feishu: {
@@ -272,6 +272,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       commentUserId: e.FEISHU_COMMENT_USER_ID,
     },
     feishuSimPort: e.FEISHU_SIM_PORT,
+    dingtalk,
+    dingtalkSimPort: e.DINGTALK_SIM_PORT,
+    wecom,
+    wecomSimPort: e.WECOM_SIM_PORT,
     nac,
     nacSimPort: e.NAC_SIM_PORT,
     temporal: {
@@ -283,10 +287,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     adminToken: e.ADMIN_TOKEN,
     reminderLead: e.REMINDER_LEAD,
-    dingtalk,
-    dingtalkSimPort: e.DINGTALK_SIM_PORT,
-    wecom,
-    wecomSimPort: e.WECOM_SIM_PORT,
   };
 }
 
@@ -374,10 +374,10 @@ export function redactedConfig(c: AppConfig): Record<string, unknown> {
       eventMode: c.feishu.eventMode,
       encryptKey: !!c.feishu.encryptKey,
     },
+    dingtalk: c.dingtalk && { appKey: c.dingtalk.appKey, baseUrl: c.dingtalk.baseUrl, eventMode: c.dingtalk.eventMode },
+    wecom: c.wecom && { corpId: c.wecom.corpId, agentId: c.wecom.agentId, baseUrl: c.wecom.baseUrl },
     nac: { driver: c.nac.driver, baseUrl: c.nac.baseUrl, maxRps: c.nac.maxRps, iseGroup: c.nac.iseGroup },
     temporal: { address: c.temporal.address ?? 'embedded', namespace: c.temporal.namespace },
     adminApi: c.adminToken ? 'on' : 'off',
   };
 }
-    dingtalk: c.dingtalk && { appKey: c.dingtalk.appKey, baseUrl: c.dingtalk.baseUrl, eventMode: c.dingtalk.eventMode },
-    wecom: c.wecom && { corpId: c.wecom.corpId, agentId: c.wecom.agentId, baseUrl: c.wecom.baseUrl },
