@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { runCancel, runExtend, runStatus } from './operate';
 import { runDemo } from './demo';
+import { runForwardList, runForwardResend } from './forward';
 import { runReconcile } from './reconcile';
 import { runStack } from './run-stack';
 
@@ -56,6 +57,23 @@ program
   .option('--since <duration>', 'how far back to look for approvals', '24h')
   .option('--fix', 'remove whitelist entries whose grant is no longer live')
   .action((opts: { since: string; fix?: boolean }) => runReconcile(opts));
+
+const forward = program
+  .command('forward')
+  .description('events forwarded to downstream subscribers (routes with automation: forward)');
+forward
+  .command('list')
+  .description('forwarded events, newest first: delivered, retrying (attempt, last failure) or failed (why)')
+  .option('--failed', 'only failures no re-send has fixed yet')
+  .option('--limit <n>', 'at most this many', '50')
+  .option('--json', 'print JSON')
+  .action((opts: { failed?: boolean; limit?: string; json?: boolean }) => runForwardList(opts));
+forward
+  .command('resend <workflowId>')
+  .description('send a failed forward again (new run <id>-resend-<n>, same webhook-id, current retry policy)')
+  .option('--force', 'also re-send one that was delivered')
+  .option('--wait', 'wait until it is delivered or fails')
+  .action((workflowId: string, opts: { force?: boolean; wait?: boolean }) => runForwardResend(workflowId, opts));
 
 program.parseAsync(process.argv).catch((err: Error) => {
   console.error(`approval-plus: ${err.message}`);
