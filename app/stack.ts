@@ -15,6 +15,7 @@ import { startFeishuSimulator, type FeishuSimulator } from '../simulators/feishu
 import { startNacSimulator, type NacSimulator } from '../simulators/nac/server';
 import { ensureSearchAttributes, startDevServer, assertPortFree, type DevServer } from '../temporal/dev-server';
 import { createWorkers, installRuntimeLogger } from '../worker/worker';
+import { ensureReconcileSchedule, RECONCILE_SCHEDULE_ID } from '../reconcile/schedule';
 import type { Logger } from './logger';
 import { startFeishuLongConnection } from './feishu-ws';
 
@@ -138,6 +139,10 @@ export async function startStack(
           .filter((r) => r.platform === 'feishu' && r.approvalCode !== ANY_APPROVAL_CODE)
           .map((r) => r.approvalCode)
       );
+      // Reconcile activities start workflows and read histories: they need a client connection of their own.
+      const activityConnection = await Connection.connect(connectOpts);
+      stops.push(() => activityConnection.close());
+      const activityClient = new Client({ connection: activityConnection, namespace: config.temporal.namespace });
       const workers = await createWorkers({
         connection: nativeConnection,
         namespace: config.temporal.namespace,
@@ -146,7 +151,19 @@ export async function startStack(
         nacMaxRps: config.nac.maxRps,
         workflowBundlePath: process.env.WORKFLOW_BUNDLE || undefined,
         forwardSubscribers: allSubscribers(config.forwarding.routes),
+        reconcile: {
+          client: activityClient,
+          routes: config.routes,
+          platforms: { feishu: stack.platform },
+          nac: stack.nac,
+          timing: timingFor(config),
+        },
       });
+      const schedule = await ensureReconcileSchedule(activityClient, config);
+      logger.info(
+        { schedule: RECONCILE_SCHEDULE_ID, every: config.reconcile.interval },
+        `reconcile schedule ${schedule}`
+      );
       const running = workers.run();
       stops.push(async () => {
         workers.shutdown();

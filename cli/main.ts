@@ -55,8 +55,9 @@ program
   .command('reconcile')
   .description('start approved instances that have no workflow; report whitelist entries with no live grant')
   .option('--since <duration>', 'how far back to look for approvals', '24h')
-  .option('--fix', 'remove whitelist entries whose grant is no longer live')
-  .action((opts: { since: string; fix?: boolean }) => runReconcile(opts));
+  .option('--fix', 'restore whitelist entries whose grant is no longer live to the state the grant found')
+  .option('--trigger', 'run the approval-plus-reconcile Schedule now, on the workers, instead of here')
+  .action((opts: { since: string; fix?: boolean; trigger?: boolean }) => runReconcile(opts));
 
 const forward = program
   .command('forward')

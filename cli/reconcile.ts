@@ -1,71 +1,57 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { timingFor } from '../ingress/event-processor';
 import { parseDurationMs } from '../domain/duration';
-import { startOptionsFor, timingFor } from '../ingress/event-processor';
 import { createNacAdapter } from '../nac';
 import { createFeishuPlatform } from '../platforms/feishu/feishu-platform';
-import { workflowIdFor } from '../workflows/definitions';
+import { reconcileMissedApprovals, reconcileWhitelist } from '../reconcile/reconciler';
+import { RECONCILE_SCHEDULE_ID } from '../reconcile/schedule';
 import { configOrExit, connectClient } from './common';
 
-async function isLive(client: Client, workflowId: string): Promise<boolean | undefined> {
-  try {
-    return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return undefined;
-    throw err;
-  }
-}
-
 /**
- * `approval-plus reconcile [--since 24h] [--fix]`: approved instances of routed codes with no workflow are started
- * (the REJECT_DUPLICATE id policy makes a second reconcile start nothing); whitelist entries tagged by ApprovalPlus
- * whose grant is not live are reported, and removed with --fix.
+ * `approval-plus reconcile [--since 24h] [--fix] [--trigger]`: approved instances of routed codes with no workflow
+ * are started (the REJECT_DUPLICATE id policy makes a second reconcile start nothing); whitelist entries tagged by
+ * ApprovalPlus whose grant is not live are reported, and with --fix restored to the state their grant recorded.
+ * --trigger runs the `approval-plus-reconcile` Schedule now instead (on the workers, visible in the Temporal UI).
  */
-export async function runReconcile(opts: { since: string; fix?: boolean }): Promise<void> {
+export async function runReconcile(opts: { since: string; fix?: boolean; trigger?: boolean }): Promise<void> {
   const config = configOrExit();
-  const sinceMs = parseDurationMs(opts.since);
-  const { client, close } = await connectClient(config);
-  const platform = createFeishuPlatform(config.feishu);
-  const nac = createNacAdapter(config.nac);
-  const now = Date.now();
-  let started = 0;
-  let checked = 0;
+  let sinceMs: number;
   try {
-    for (const route of config.routes.filter((r) => r.platform === 'feishu')) {
-      const ids = (await platform.listInstances?.(route.approvalCode, now - sinceMs, now)) ?? [];
-      process.stderr.write(`approval ${route.approvalCode}: ${ids.length} instance(s) in the last ${opts.since}\n`);
-      for (const id of ids) {
-        checked++;
-        const workflowId = workflowIdFor('feishu', id);
-        if ((await isLive(client, workflowId)) !== undefined) continue;
-        const instance = await platform.getInstance(id);
-        if (instance.status !== 'APPROVED') continue;
-        try {
-          await client.workflow.start(
-            'nacWhitelistWorkflow',
-            startOptionsFor(route, 'feishu', id, timingFor(config), { source: 'reconcile' })
-          );
-          started++;
-          console.log(`started  ${workflowId}  (approved, no workflow)`);
-        } catch (err) {
-          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        }
-      }
+    sinceMs = parseDurationMs(opts.since);
+  } catch (err) {
+    throw new Error(`--since: ${(err as Error).message}`);
+  }
+  const { client, close } = await connectClient(config);
+  try {
+    if (opts.trigger) {
+      await client.schedule.getHandle(RECONCILE_SCHEDULE_ID).trigger();
+      console.log(`triggered the ${RECONCILE_SCHEDULE_ID} schedule; its run appears in the Temporal UI.`);
+      return;
     }
-    const tagged = await nac.listTagged();
-    let orphans = 0;
-    for (const e of tagged) {
-      if (!e.tag || (await isLive(client, e.tag.grantId))) continue;
-      orphans++;
-      if (opts.fix) {
-        const done = await nac.restore(e.mac, null, e.tag.grantId);
-        console.log(`removed  ${e.mac}  (grant ${e.tag.grantId} is not live: ${done})`);
-      } else {
-        console.log(`orphan   ${e.mac}  (grant ${e.tag.grantId} is not live; --fix removes it)`);
-      }
+    const nac = createNacAdapter(config.nac);
+    const deps = {
+      client,
+      routes: config.routes,
+      platforms: { feishu: createFeishuPlatform(config.feishu) },
+      nac,
+      timing: timingFor(config),
+      progress: (line: string) => process.stderr.write(`… ${line}\n`),
+    };
+    const now = Date.now();
+    const missed = await reconcileMissedApprovals(deps, { fromMs: now - sinceMs, toMs: now });
+    for (const id of missed.started) console.log(`started  ${id}  (approved, no workflow)`);
+    for (const r of missed.unlisted) console.log(`skipped  ${r}  (this platform cannot list instances)`);
+    const whitelist = await reconcileWhitelist(deps, { fix: !!opts.fix });
+    for (const o of whitelist.orphans) {
+      const why = `grant ${o.grantId} is ${o.grant === 'NOT_FOUND' ? 'unknown to Temporal' : o.grant.toLowerCase()}`;
+      if (o.action === 'reported') console.log(`orphan   ${o.mac}  (${why}; --fix restores it)`);
+      else console.log(`${o.action.padEnd(8)} ${o.mac}  (${why}; prior state: ${o.prior})`);
     }
     console.log(
-      `reconcile: ${checked} instance(s) checked, ${started} started; ${tagged.length} whitelist entr(ies) checked, ${orphans} without a live grant${opts.fix ? ' removed' : ''}.`
+      `reconcile: ${missed.checked} instance(s) checked, ${missed.started.length} started; ` +
+        `${whitelist.checked} whitelist entr${whitelist.checked === 1 ? 'y' : 'ies'} checked, ` +
+        `${whitelist.orphans.length} without a live grant${opts.fix ? ' fixed' : ''}.`
     );
+    await nac.close?.();
   } finally {
     await close();
   }

@@ -91,6 +91,16 @@ const envSchema = z.object({
     .string()
     .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration like 1d, 12h, 30m')
     .default('1d'),
+  /** How often the reconcile Schedule runs (`off` = no schedule), how far back it looks, and whether it fixes. */
+  RECONCILE_INTERVAL: z
+    .string()
+    .regex(/^(off|\d+(m|h|d))$/, 'must be a duration like 1h, 30m, 1d, or off')
+    .default('1h'),
+  RECONCILE_LOOKBACK: z
+    .string()
+    .regex(/^\d+(m|h|d)$/, 'must be a duration like 24h, 2d')
+    .default('24h'),
+  RECONCILE_FIX: bool.default(false),
   ...forwardingEnvShape,
   ...dingtalkEnvShape,
   ...wecomEnvShape,
@@ -176,6 +186,7 @@ export interface AppConfig {
   temporal: { address?: string; namespace: string; uiPort: number; apiKey?: string; tls: boolean };
   adminToken?: string;
   reminderLead: string;
+  reconcile: { interval: string | 'off'; lookback: string; fix: boolean };
 }
 
 const projectRoot = path.resolve(__dirname, '..');
@@ -287,6 +298,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     adminToken: e.ADMIN_TOKEN,
     reminderLead: e.REMINDER_LEAD,
+    reconcile: { interval: e.RECONCILE_INTERVAL, lookback: e.RECONCILE_LOOKBACK, fix: e.RECONCILE_FIX },
   };
 }
 

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import {
   DefaultLogger,
   makeTelemetryFilterString,
@@ -7,6 +8,8 @@ import {
   type LogLevel,
 } from '@temporalio/worker';
 import { createApprovalActivities, createNacActivities } from '../activities';
+import { createReconcileActivities } from '../activities/reconcile';
+import type { ReconcileDeps } from '../reconcile/reconciler';
 import { createForwardActivities } from '../activities/forward';
 import type { ForwardSubscriber } from '../forwarding/config';
 import type { PlatformName } from '../domain/types';
@@ -25,6 +28,8 @@ export interface WorkerDeps {
   platforms: Partial<Record<PlatformName, ApprovalPlatform>>;
   nac: NacAdapter;
   nacMaxRps: number;
+  /** Reconcile activities (the scheduled `reconcileWorkflow`); they need a Temporal client of their own. */
+  reconcile?: Omit<ReconcileDeps, 'progress'>;
   identity?: string;
   /** A prebuilt bundle (production image); otherwise workflows are bundled from source at start. */
   workflowBundlePath?: string;
@@ -60,7 +65,8 @@ export function installRuntimeLogger(logger: Logger): void {
 }
 
 export async function createWorkers(deps: WorkerDeps): Promise<{ run(): Promise<void>; shutdown(): void }> {
-  const identity = deps.identity ?? `approval-plus-worker@${process.pid}`;
+  // Carries the hostname so a container's health check can find its own pollers (deploy/healthcheck.ts).
+  const identity = deps.identity ?? `approval-plus-worker@${os.hostname()}/${process.pid}`;
   const workflowSource = deps.workflowBundlePath
     ? { workflowBundle: { codePath: deps.workflowBundlePath } }
     : { workflowsPath: require.resolve('../workflows') };
@@ -73,6 +79,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<{ run(): Promise<
     activities: {
       ...createApprovalActivities({ platforms: deps.platforms }),
       ...createForwardActivities({ subscribers: deps.forwardSubscribers ?? [] }),
+      ...(deps.reconcile ? createReconcileActivities(deps.reconcile) : {}),
     },
   });
   const nac = await Worker.create({

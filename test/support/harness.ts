@@ -63,6 +63,8 @@ export async function startTestStack(
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     DATA_DIR: dataDir,
     REMINDER_LEAD: '1d',
+    // No scheduled reconcile in tests unless a test asks: it would race the tests' own deliveries.
+    RECONCILE_INTERVAL: 'off',
     ...(devServer ? { TEMPORAL_ADDRESS: devServer.address } : {}),
     ...opts.env,
   };

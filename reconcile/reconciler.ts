@@ -1,0 +1,188 @@
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type Client,
+  type WorkflowExecutionStatusName,
+} from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
+import type { Route } from '../config/config';
+import type { PlatformName } from '../domain/types';
+import { startOptionsFor } from '../ingress/event-processor';
+import type { EndpointSnapshot, NacAdapter } from '../nac/adapter';
+import type { ApprovalPlatform } from '../platforms/platform';
+import { workflowIdFor, type AdoptPriorInput } from '../workflows/definitions';
+
+/**
+ * Reconcile: what the event stream may have missed, found by looking at the systems themselves. Shared by the CLI
+ * (`approval-plus reconcile`) and the `reconcileWorkflow` that a Temporal Schedule runs.
+ *
+ *  1. Approved instances of routed approval codes with no workflow are started, with the same start options as the
+ *     webhook (REJECT_DUPLICATE: exactly once, and a second reconcile starts nothing).
+ *  2. Whitelist entries tagged by ApprovalPlus whose grant is not live are reported; with `fix` each is restored to
+ *     the state its grant recorded before writing (read back from the grant's history), or removed when that history
+ *     is gone.
+ */
+export interface ReconcileDeps {
+  client: Client;
+  routes: Route[];
+  platforms: Partial<Record<PlatformName, ApprovalPlatform>>;
+  nac: NacAdapter;
+  timing: { reminderLeadMs: number; nacStepTimeoutMs?: number };
+  /** Progress for long work: the CLI prints it, the activity heartbeats it. */
+  progress?: (line: string) => void;
+}
+
+export interface MissedApprovalsReport {
+  checked: number;
+  started: string[];
+  /** Routes whose platform cannot list instances (or is not configured here). */
+  unlisted: string[];
+}
+
+export interface OrphanEntry {
+  mac: string;
+  grantId: string;
+  /** What became of the grant: closed (and how), or never known to this Temporal namespace. */
+  grant: WorkflowExecutionStatusName | 'NOT_FOUND';
+  action: 'reported' | 'restored' | 'deleted' | 'skipped' | 'handed-back';
+  /** Where the restored state came from. */
+  prior?: 'grant history' | 'unknown (history gone): removed';
+}
+
+export interface WhitelistReport {
+  checked: number;
+  orphans: OrphanEntry[];
+}
+
+export type ExecutionState = WorkflowExecutionStatusName | 'NOT_FOUND';
+
+export async function executionState(client: Client, workflowId: string): Promise<ExecutionState> {
+  try {
+    return (await client.workflow.getHandle(workflowId).describe()).status.name;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return 'NOT_FOUND';
+    throw err;
+  }
+}
+
+export async function reconcileMissedApprovals(
+  deps: ReconcileDeps,
+  window: { fromMs: number; toMs: number }
+): Promise<MissedApprovalsReport> {
+  const report: MissedApprovalsReport = { checked: 0, started: [], unlisted: [] };
+  for (const route of deps.routes) {
+    const platform = deps.platforms[route.platform];
+    if (!platform?.listInstances) {
+      report.unlisted.push(`${route.platform}:${route.approvalCode}`);
+      continue;
+    }
+    const ids = await platform.listInstances(route.approvalCode, window.fromMs, window.toMs);
+    deps.progress?.(`${route.platform} approval ${route.approvalCode}: ${ids.length} instance(s) in the window`);
+    for (const [i, id] of ids.entries()) {
+      report.checked++;
+      if (ids.length > 20 && (i + 1) % 20 === 0) deps.progress?.(`  checked ${i + 1}/${ids.length}`);
+      const workflowId = workflowIdFor(route.platform, id);
+      if ((await executionState(deps.client, workflowId)) !== 'NOT_FOUND') continue;
+      const instance = await platform.getInstance(id);
+      if (instance.status !== 'APPROVED') continue;
+      try {
+        await deps.client.workflow.start(
+          'nacWhitelistWorkflow',
+          startOptionsFor(route, route.platform, id, deps.timing, { source: 'reconcile' })
+        );
+        report.started.push(workflowId);
+        deps.progress?.(`  started ${workflowId} (approved, no workflow)`);
+      } catch (err) {
+        // A webhook (or another reconcile) started it in between: that is the exactly-once guarantee working.
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      }
+    }
+  }
+  return report;
+}
+
+export async function reconcileWhitelist(deps: ReconcileDeps, opts: { fix: boolean }): Promise<WhitelistReport> {
+  const tagged = await deps.nac.listTagged();
+  deps.progress?.(`${tagged.length} whitelist entr${tagged.length === 1 ? 'y' : 'ies'} carry an ApprovalPlus tag`);
+  const report: WhitelistReport = { checked: tagged.length, orphans: [] };
+  for (const [i, entry] of tagged.entries()) {
+    if (tagged.length > 50 && (i + 1) % 50 === 0) deps.progress?.(`  checked ${i + 1}/${tagged.length}`);
+    const grantId = entry.tag!.grantId;
+    const grant = await executionState(deps.client, grantId);
+    if (grant === 'RUNNING') continue;
+    const orphan: OrphanEntry = { mac: entry.mac, grantId, grant, action: 'reported' };
+    report.orphans.push(orphan);
+    if (opts.fix) await fixOrphan(deps, entry, orphan);
+  }
+  return report;
+}
+
+/** Put an orphaned entry back as its grant found it, following hand-overs between grants; never guesses. */
+async function fixOrphan(deps: ReconcileDeps, entry: EndpointSnapshot, orphan: OrphanEntry): Promise<void> {
+  let prior = await priorFromHistory(deps.client, orphan.grantId, entry.mac);
+  // The prior state may itself be another grant's entry (overlapping grants): give it back if that grant is live,
+  // otherwise look further back through that grant's own history.
+  for (let depth = 0; prior.found && prior.snapshot?.tag && depth < 5; depth++) {
+    const earlier = prior.snapshot.tag.grantId;
+    if ((await executionState(deps.client, earlier)) === 'RUNNING') break;
+    prior = await priorFromHistory(deps.client, earlier, entry.mac);
+  }
+  if (!prior.found) {
+    // History gone (retention): the entry is removed — losing access is safe, keeping unowned access is not.
+    orphan.action = await deps.nac.restore(entry.mac, null, orphan.grantId);
+    orphan.prior = 'unknown (history gone): removed';
+    return;
+  }
+  const done = await deps.nac.restore(entry.mac, prior.snapshot, orphan.grantId);
+  orphan.action = done === 'restored' && prior.snapshot?.tag ? 'handed-back' : done;
+  orphan.prior = 'grant history';
+}
+
+/**
+ * What a grant recorded as the device's prior state: the result of its first `lookupEndpoint` for that MAC, or the
+ * prior a later `adoptPrior` hand-over gave it. `found: false` when the history is not available.
+ */
+export async function priorFromHistory(
+  client: Client,
+  grantId: string,
+  mac: string
+): Promise<{ found: boolean; snapshot: EndpointSnapshot | null }> {
+  let events: temporal.api.history.v1.IHistoryEvent[];
+  try {
+    events = (await client.workflow.getHandle(grantId).fetchHistory()).events ?? [];
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return { found: false, snapshot: null };
+    throw err;
+  }
+  const decode = (p: temporal.api.common.v1.IPayload | undefined | null): unknown =>
+    p ? defaultPayloadConverter.fromPayload(p as never) : undefined;
+  let lookupScheduled: number | undefined;
+  let found: { found: boolean; snapshot: EndpointSnapshot | null } = { found: false, snapshot: null };
+  for (const e of events) {
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (
+      lookupScheduled === undefined &&
+      scheduled?.activityType?.name === 'lookupEndpoint' &&
+      decode(scheduled.input?.payloads?.[0]) === mac
+    ) {
+      lookupScheduled = Number(e.eventId);
+    }
+    const completed = e.activityTaskCompletedEventAttributes;
+    if (
+      completed &&
+      lookupScheduled !== undefined &&
+      Number(completed.scheduledEventId) === lookupScheduled &&
+      !found.found
+    ) {
+      found = { found: true, snapshot: (decode(completed.result?.payloads?.[0]) as EndpointSnapshot | null) ?? null };
+    }
+    const signal = e.workflowExecutionSignaledEventAttributes;
+    if (signal?.signalName === 'adoptPrior') {
+      const input = decode(signal.input?.payloads?.[0]) as AdoptPriorInput | undefined;
+      if (input?.mac === mac && found.found && found.snapshot?.tag?.grantId === input.from)
+        found = { found: true, snapshot: input.prior };
+    }
+  }
+  return found;
+}

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { RECONCILE_SCHEDULE_ID } from '../reconcile/schedule';
+import { workflowIdFor } from '../workflows/definitions';
+import type { ReconcileResult } from '../workflows/reconcile.workflow';
+import { ROOT, startTestStack, until, type TestStack } from './support/harness';
+
+/** Reconcile from the CLI and as a Temporal Schedule, on the real dev server. */
+describe('reconcile (real Temporal dev server)', () => {
+  let t: TestStack;
+  before(async () => {
+    t = await startTestStack({ env: { RECONCILE_INTERVAL: '1h', RECONCILE_LOOKBACK: '2h' } });
+  });
+  after(async () => {
+    await t?.close();
+  });
+  const cli = (...args: string[]) =>
+    // Asynchronously: the simulators it talks to run in this process.
+    promisify(execFile)(process.execPath, [path.join(ROOT, 'bin', 'approval-plus.mjs'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...t.env },
+    });
+  const runsOf = async (id: string) => {
+    let runs = 0;
+    for await (const _ of t.client.workflow.list({ query: `WorkflowId = '${id}'` })) runs++;
+    return runs;
+  };
+
+  it('the worker creates the reconcile Schedule from configuration', async () => {
+    const desc = await t.client.schedule.getHandle(RECONCILE_SCHEDULE_ID).describe();
+    assert.equal(desc.action.type, 'startWorkflow');
+    assert.equal(desc.action.workflowType, 'reconcileWorkflow');
+    assert.deepEqual(
+      desc.spec.intervals?.map((i) => i.every),
+      [3_600_000]
+    );
+    assert.equal(desc.policies.overlap, 'SKIP');
+  });
+
+  it('a scheduled run starts a missed approval once; the next run starts nothing', async () => {
+    const instance = t.createApproval('00:1B:44:88:00:01', { deliver: false });
+    const id = workflowIdFor('feishu', instance);
+    const schedule = t.client.schedule.getHandle(RECONCILE_SCHEDULE_ID);
+    const runReconcile = async (n: number): Promise<ReconcileResult> => {
+      await schedule.trigger();
+      const run = await until('the scheduled reconcile run', async () => {
+        const d = await schedule.describe();
+        return d.info.recentActions.length >= n ? d.info.recentActions[n - 1]!.action.workflow : undefined;
+      });
+      return (await t.client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).result()) as ReconcileResult;
+    };
+    const first = await runReconcile(1);
+    assert.deepEqual(first.missed.started, [id]);
+    await t.waitForPhase(id, ['active']);
+    assert.ok(await t.iseEndpoint('00:1B:44:88:00:01'));
+    const second = await runReconcile(2);
+    assert.deepEqual(second.missed.started, []);
+    assert.ok(second.missed.checked >= 1);
+    assert.equal(await runsOf(id), 1);
+    await t.client.workflow.getHandle(id).signal('cancel', { reason: 'test over' });
+    await t.client.workflow.getHandle(id).result();
+  });
+
+  it('an entry left by a terminated grant is reported, then restored exactly from the grant history with --fix', async () => {
+    const mac = '00:1B:44:88:00:02';
+    t.nacSim!.store.seed({
+      mac,
+      group: 'RegisteredDevices',
+      description: 'printer, asset 9001',
+      staticGroupAssignment: false,
+      customAttributes: { AssetTag: '9001' },
+    } as never);
+    const before = await t.iseEndpoint(mac);
+    const fresh = '00:1B:44:88:00:03'; // no endpoint before: --fix removes it
+    const instance = t.createApproval(`${mac} ${fresh}`);
+    const id = workflowIdFor('feishu', instance);
+    await t.waitForPhase(id, ['active']);
+    // Terminate skips every compensation: the whitelist entries are left behind with this grant's tag.
+    await t.client.workflow.getHandle(id).terminate('simulating an operator mistake');
+    assert.match(String((await t.iseEndpoint(mac))!.description), /ApprovalPlus grant=/);
+
+    const report = await cli('reconcile', '--since', '1h');
+    assert.match(report.stdout, new RegExp(`orphan\\s+00:1b:44:88:00:02|orphan\\s+001b44880002`, 'i'));
+    assert.match(report.stdout, /2 without a live grant/);
+    assert.match(report.stdout, /terminated/);
+    assert.ok(await t.iseEndpoint(fresh), 'reporting changes nothing');
+
+    const fixed = await cli('reconcile', '--since', '1h', '--fix');
+    assert.match(fixed.stdout, /restored .*prior state: grant history/);
+    assert.match(fixed.stdout, /deleted .*prior state: grant history/);
+    assert.deepEqual(await t.iseEndpoint(mac), before, 'the pre-existing endpoint is back exactly as it was');
+    assert.equal(await t.iseEndpoint(fresh), null, 'the endpoint the grant created is gone');
+    const again = await cli('reconcile', '--since', '1h');
+    assert.match(again.stdout, /0 without a live grant/);
+  });
+
+  it('--since must be a duration', async () => {
+    await assert.rejects(cli('reconcile', '--since', 'yesterday'), (err: { stderr: string }) =>
+      /--since: invalid duration "yesterday"/.test(err.stderr)
+    );
+  });
+});
