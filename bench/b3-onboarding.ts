@@ -1,4 +1,118 @@
+import { submitApprovals, waitNotified } from './lib/approvals';
+import { RssSampler } from './lib/proc';
 import type { BenchContext, BenchReport } from './lib/report';
-export async function runB3(_ctx: BenchContext): Promise<BenchReport> {
-  throw new Error('not yet');
+import { mib, r, sleep, table } from './lib/stats';
+import { Topology } from './lib/topology';
+
+/**
+ * B3 — onboarding day: a burst of approvals × 3 MACs (500 × 3 = 1,500 devices) with the NAC limited to 20 requests
+ * per second — NAC_MAX_RPS=20 in the app and the NAC simulator's own rate limit (429 + Retry-After beyond it).
+ * Reports the total time (first event posted → last requester notified) against the lower bound 1,500 / 20 = 75 s
+ * (one write per MAC), and against the bound for the requests the ISE adapter actually makes; duplicates and
+ * missing entries counted in the NAC simulator (both must be zero); peak RSS (VmHWM) of the worker and ingress
+ * processes. Honours BENCH_TEMPORAL_ADDRESS / BENCH_WORKERS / BENCH_INGRESS (bench-interface.md).
+ */
+export async function runB3(ctx: BenchContext): Promise<BenchReport> {
+  const n = ctx.n ?? (ctx.quick ? 10 : 500);
+  const macsPer = Number(ctx.args.macs ?? 3);
+  const nacRps = Number(ctx.args['nac-rps'] ?? 20);
+  const simRps = Number(ctx.args['sim-rps'] ?? 20);
+  const burstConcurrency = Number(ctx.args.concurrency ?? 16);
+  const topo = new Topology({ name: 'b3', childEnv: { NAC_MAX_RPS: String(nacRps) }, say: ctx.say });
+  try {
+    await topo.start();
+    topo.nacSim.setFaults({ rateLimitRps: simRps });
+    const sampler = new RssSampler(() => ({
+      ...Object.fromEntries(topo.workers.map((w) => [`worker${w.index}`, w.pid])),
+      ...Object.fromEntries(topo.ingresses.map((w) => [`ingress${w.index}`, w.pid])),
+    })).start(1000);
+    const salt = Math.floor(Math.random() * 200);
+    const specs = Array.from({ length: n }, (_, i) => ({
+      openId: `ou_b3_${i}`,
+      macs: Array.from({ length: macsPer }, (_, k) => Topology.mac(i * macsPer + k, salt)),
+    }));
+    const allMacs = specs.flatMap((s) => s.macs);
+    const writesBoundSec = allMacs.length / Math.min(nacRps, simRps);
+    ctx.say(
+      `Submitting ${n} approvals × ${macsPer} MACs as a burst (≤ ${burstConcurrency} in flight); NAC at ${simRps} req/s; ` +
+        `lower bound ${r(writesBoundSec)} s`
+    );
+    const t0 = Date.now();
+    const submitted = await submitApprovals(topo, specs, { concurrency: burstConcurrency });
+    const acceptedAllSec = (Date.now() - t0) / 1000;
+    ctx.say(`  all ${n} events accepted after ${r(acceptedAllSec)} s`);
+    const byId = await waitNotified(
+      topo,
+      specs.map((s) => s.openId),
+      { timeoutMs: 180_000 + writesBoundSec * 6000, say: ctx.say }
+    );
+    const lastNotified = Math.max(...specs.map((s) => byId.get(s.openId)!.firstAt));
+    const totalSec = (lastNotified - t0) / 1000;
+    await sleep(2000); // a duplicate message or a late NAC write would show up here
+    sampler.stop();
+    const messages = topo.messagesByOpenId();
+    const notNotifiedOnce = specs.filter((s) => (messages.get(s.openId)?.count ?? 0) !== 1).length;
+    const nac = topo.nacCheck(allMacs);
+    const accepted = nac.requests - nac.rateLimited; // requests the NAC actually served
+    const adapterBoundSec = accepted / simRps;
+    const mem = topo.memory();
+    const peak = (prefix: string) =>
+      Math.max(
+        0,
+        ...sampler.samples.flatMap((s) =>
+          Object.entries(s)
+            .filter(([k]) => k.startsWith(prefix))
+            .map(([, v]) => v)
+        )
+      );
+    if (topo.external) await topo.terminateRun('benchmark B3 finished');
+
+    const results = {
+      approvals: n,
+      macs: allMacs.length,
+      totalSec: r(totalSec, 2),
+      allEventsAcceptedSec: r(acceptedAllSec, 2),
+      lowerBoundWritesSec: r(writesBoundSec, 2),
+      lowerBoundAdapterRequestsSec: r(adapterBoundSec, 2),
+      ratioToWritesBound: r(totalSec / writesBoundSec, 3),
+      ratioToAdapterBound: r(totalSec / adapterBoundSec, 3),
+      nac,
+      nacRequestsPerMac: r(accepted / allMacs.length, 2),
+      requestersNotNotifiedExactlyOnce: notNotifiedOnce,
+      ingressRetries: submitted.reduce((a, s) => a + s.attempts - 1, 0),
+      memory: mem,
+      peakRssSampled: { worker: peak('worker'), ingress: peak('ingress') },
+      rssTimeline: sampler.samples,
+    };
+    const tbl = table([
+      ['measure', 'value'],
+      ['approvals × MACs', `${n} × ${macsPer} = ${allMacs.length}`],
+      ['NAC rate limit (app NAC_MAX_RPS / simulator)', `${nacRps} / ${simRps} req/s`],
+      ['total: first event → last requester notified', `${r(totalSec, 1)} s`],
+      ['lower bound, one write per MAC', `${r(writesBoundSec, 1)} s (×${results.ratioToWritesBound})`],
+      [
+        `lower bound, requests the adapter made (${results.nacRequestsPerMac}/MAC)`,
+        `${r(adapterBoundSec, 1)} s (×${results.ratioToAdapterBound})`,
+      ],
+      ['all events acknowledged after', `${r(acceptedAllSec, 1)} s`],
+      ['NAC missing entries', nac.missing],
+      ['NAC duplicates', nac.duplicates],
+      ['NAC unexpected entries / not in whitelist group', `${nac.unexpected} / ${nac.notInGroup}`],
+      ['NAC requests served / 429 / 5xx', `${accepted} / ${nac.rateLimited} / ${nac.serverErrors}`],
+      ['requesters not notified exactly once', notNotifiedOnce],
+      ['worker peak RSS (VmHWM)', mem.workers.map((m) => mib(m.hwmBytes)).join(', ')],
+      ['ingress peak RSS (VmHWM)', mem.ingress.map((m) => mib(m.hwmBytes)).join(', ')],
+    ]);
+    return {
+      topology: topo.info(),
+      params: { approvals: n, macsPerApproval: macsPer, nacMaxRps: nacRps, simRateLimitRps: simRps, burstConcurrency },
+      results,
+      table: tbl,
+      notes: [
+        'the ISE adapter reads before it writes (prior state for undo, then read-before-write inside the write step), so it makes about 3 requests per new MAC',
+      ],
+    };
+  } finally {
+    await topo.close();
+  }
 }
