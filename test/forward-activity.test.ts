@@ -8,7 +8,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { Webhook } from 'standardwebhooks';
 import { createForwardActivities, FORWARD_FAILURE } from '../activities/forward';
-import { forwardBody, type ForwardEventInput } from '../forwarding/model';
+import { forwardBody, type ForwardDelivery, type ForwardEventInput } from '../forwarding/model';
 import { webhookIdFor } from '../forwarding/signing';
 import { freePort } from '../temporal/dev-server';
 
@@ -85,7 +85,7 @@ describe('deliverWebhook activity (real HTTP, MockActivityEnvironment)', () => {
   it('2xx: delivered; signed the Standard Webhooks way, JSON body, same webhook-id on every attempt', async () => {
     answer = (res) => res.writeHead(204).end();
     received.length = 0;
-    const d = await deliver(input(), 1);
+    const d = (await deliver(input(), 1)) as ForwardDelivery;
     assert.deepEqual(
       { ...d, deliveredAt: undefined },
       {
