@@ -12,7 +12,7 @@ import { Topology } from './lib/topology';
  * encrypted, posted to the ingress), timed until every one of the leaver's MACs is gone from the NAC simulator.
  */
 export async function runB4(ctx: BenchContext): Promise<BenchReport> {
-  const n = ctx.n ?? (ctx.quick ? 40 : 5000);
+  const n = ctx.n ?? (ctx.quick ? 30 : 5000);
   const leaverGrants = Number(ctx.args['leaver-grants'] ?? (ctx.quick ? 5 : 20));
   const concurrency = Number(ctx.args.concurrency ?? 16);
   const settleMs = Number(ctx.args['settle-seconds'] ?? (ctx.quick ? 1 : 15)) * 1000;

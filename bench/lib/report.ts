@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { machineInfo, type MachineInfo } from './machine';
-import { OUT_DIR, type TopologyInfo } from './topology';
+import { outDir, type TopologyInfo } from './topology';
 
 /** What every benchmark hands back to the runner; the runner prints `table` and writes the JSON. */
 export interface BenchReport {
@@ -29,8 +29,8 @@ export interface BenchJson extends BenchReport {
 }
 
 export function writeBenchJson(name: string, json: BenchJson): string {
-  mkdirSync(OUT_DIR, { recursive: true });
-  const file = path.join(OUT_DIR, `${name}.json`);
+  mkdirSync(outDir(), { recursive: true });
+  const file = path.join(outDir(), `${name}.json`);
   writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
   return file;
 }

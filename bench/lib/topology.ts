@@ -28,7 +28,10 @@ import { sleep, waitFor } from './stats';
  */
 
 export const ROOT = path.resolve(__dirname, '..', '..');
-export const OUT_DIR = path.join(ROOT, '.bench-out');
+/** Where JSON results and child logs go: BENCH_OUT_DIR, default .bench-out/ (gitignored). */
+export function outDir(): string {
+  return path.resolve(ROOT, process.env.BENCH_OUT_DIR || '.bench-out');
+}
 const BIN = path.join(ROOT, 'bin', 'approval-plus.mjs');
 
 const SECRETS = {
@@ -215,7 +218,7 @@ export class Topology {
   }
 
   private spawnChild(role: 'worker' | 'ingress', index: number, extraEnv: Record<string, string>): ChildInfo {
-    const logDir = path.join(OUT_DIR, 'logs');
+    const logDir = path.join(outDir(), 'logs');
     mkdirSync(logDir, { recursive: true });
     const logFile = path.join(logDir, `${this.opts.name}-${role}-${index}.log`);
     const log = createWriteStream(logFile);
