@@ -44,7 +44,7 @@ const optionalNonEmpty = z
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 
-const envSchema = z.object({
+export const envSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 
 /**
  * Prebuilds the workflow bundle (webpack, once, at image build time) so a production worker starts without bundling:
@@ -11,8 +11,14 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 
 export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
 
-export async function bundleWorkflows(outFile: string = DEFAULT_BUNDLE_PATH): Promise<{ path: string; bytes: number }> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
+export async function bundleWorkflows(
+  outFile: string = DEFAULT_BUNDLE_PATH,
+  opts: { quiet?: boolean } = {}
+): Promise<{ path: string; bytes: number }> {
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../workflows'),
+    logger: opts.quiet ? new DefaultLogger('WARN') : undefined,
+  });
   mkdirSync(path.dirname(outFile), { recursive: true });
   writeFileSync(outFile, code);
   return { path: outFile, bytes: Buffer.byteLength(code) };
