@@ -1,5 +1,6 @@
 import { IntegrationError } from '../domain/errors';
 import { type EndpointSnapshot, type EnsureResult, type GrantTag, type NacAdapter } from './adapter';
+import { blockedError } from './blocked';
 import { NacHttpClient, type NacHttpOptions, type NacRequest, type NacResponse } from './http';
 import { jsonEqual, parseTagAttributes, parseTagDescription, sameTag, tagAttributes, tagDescription } from './tag';
 
@@ -180,6 +181,7 @@ export class ClearPassAdapter implements NacAdapter {
     if (sameTag(current.tag, tag) && current.group === WHITELISTED_STATUS) {
       return { action: 'unchanged', endpoint: current };
     }
+    if (current.group === 'Disabled') throw blockedError(this.driver, mac, 'is Disabled');
     const patch = {
       status: WHITELISTED_STATUS,
       description: tagDescription(tag),

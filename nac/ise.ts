@@ -1,6 +1,7 @@
 import { formatMac } from '../domain/mac';
 import { IntegrationError } from '../domain/errors';
 import { type EndpointSnapshot, type EnsureResult, type GrantTag, type NacAdapter, type NacDriver } from './adapter';
+import { blockedError } from './blocked';
 import { NacHttpClient, headerValue, type NacHttpOptions, type NacRequest, type NacResponse } from './http';
 import { jsonEqual, parseTagAttributes, parseTagDescription, sameTag, tagAttributes, tagDescription } from './tag';
 
@@ -43,6 +44,7 @@ export class IseAdapter implements NacAdapter {
   private readonly authHeader: string;
   private readonly groupName: string;
   private groupIdPromise: Promise<string> | undefined;
+  private blockedGroupIdPromise: Promise<string | null> | undefined;
 
   constructor(opts: IseAdapterOptions) {
     this.driver = opts.driver ?? 'ise';
@@ -139,6 +141,26 @@ export class IseAdapter implements NacAdapter {
     return this.groupIdPromise;
   }
 
+  /** ISE's built-in "Blocked List" identity group, or null when the appliance has none. */
+  private blockedGroupId(): Promise<string | null> {
+    this.blockedGroupIdPromise ??= (async () => {
+      const req = {
+        method: 'GET',
+        path: `/ers/config/endpointgroup/name/${encodeURIComponent('Blocked List')}`,
+        what: 'read the Blocked List identity group',
+      } as const;
+      const res = await this.send(req);
+      if (res.status === 404) return null;
+      if (res.status !== 200) throw this.http.errorFromResponse(req, res);
+      const id = (res.body as { EndPointGroup?: { id?: unknown } } | undefined)?.EndPointGroup?.id;
+      return typeof id === 'string' && id ? id : null;
+    })().catch((err: unknown) => {
+      this.blockedGroupIdPromise = undefined;
+      throw err;
+    });
+    return this.blockedGroupIdPromise;
+  }
+
   private async resolveGroup(): Promise<string> {
     const req = {
       method: 'GET',
@@ -166,6 +188,8 @@ export class IseAdapter implements NacAdapter {
     groupId: string
   ): Promise<EnsureResult> {
     if (isWhitelistedWith(current, tag, groupId)) return { action: 'unchanged', endpoint: current };
+    // A security block wins over an approval: a device in ISE's Blocked List is never moved out of it by us.
+    if (current.group === (await this.blockedGroupId())) throw blockedError(this.driver, mac, 'is in the Blocked List');
     const desired = {
       ...withoutIdentity(current.vendor),
       id: current.id,

@@ -658,3 +658,25 @@ describe('NAC HTTP TLS policy', () => {
     }
   });
 });
+
+for (const d of drivers) {
+  describe(`${d.name} adapter: a security block wins over an approval`, () => {
+    it('refuses to whitelist a blocked device, as a non-retryable conflict, and changes nothing', async () => {
+      const nac = d.make(sim);
+      try {
+        const mac = nextMac();
+        if (d.name === 'ise') sim.store.seed({ mac, group: 'Blocked List', description: 'stolen laptop' } as never);
+        else sim.store.seed({ mac, status: 'Disabled', description: 'stolen laptop' } as never);
+        const before = recordOf(sim, mac);
+        const err = await rejectsWith(nac.ensureWhitelisted(mac, TAG), 'conflict');
+        assert.equal(err.retryable, false);
+        assert.match(err.message, /never lifts a security block/);
+        assert.match(err.message, d.name === 'ise' ? /Blocked List/ : /Disabled/);
+        assert.deepEqual(recordOf(sim, mac), before);
+        assert.equal(writes(sim, mac), 0);
+      } finally {
+        await nac.close();
+      }
+    });
+  });
+}

@@ -123,6 +123,23 @@ describe('nac-whitelist workflow (real Temporal dev server)', () => {
     assert.match(text, /HTTP 400|400/, 'the NAC error reaches the requester');
   });
 
+  it('never lifts a security block: a blocked device fails the grant, the rest is undone, the requester is told', async () => {
+    const [free, blocked] = ['00:1B:44:11:3C:11', '00:1B:44:11:3C:12'];
+    t.nacSim!.store.seed({ mac: blocked, group: 'Blocked List', description: 'reported stolen' } as never);
+    const blockedBefore = await t.iseEndpoint(blocked);
+    const instance = t.createApproval(`${free} ${blocked}`);
+    const id = workflowIdFor('feishu', instance);
+    const status = await t.waitForPhase(id, ['failed']);
+    assert.deepEqual(
+      status.macs.map((m) => m.state),
+      ['removed', 'failed']
+    );
+    assert.equal(await t.iseEndpoint(free), null);
+    assert.deepEqual(await t.iseEndpoint(blocked), blockedBefore);
+    const text = JSON.stringify(messagesFor(instance)[0]!.content);
+    assert.match(text, /never lifts a security block/);
+  });
+
   it('survives a NAC time-out after the write committed: no duplicate, not mistaken for pre-existing', async () => {
     const mac = '00:1B:44:11:3D:01';
     t.nacSim!.setFaults({ rules: [{ mac, timeoutAfterCommit: true, times: 1 }], hangMs: 3000 });

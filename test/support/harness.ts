@@ -46,11 +46,26 @@ export async function startTestStack(
   };
   if (opts.stoppableTemporal) await startTemporal();
   const [port, feishuSimPort, nacSimPort] = [await freePort(), await freePort(), await freePort()];
+  const [dingtalkSimPort, wecomSimPort] = [await freePort(), await freePort()];
   const env: Record<string, string> = {
     SANDBOX: 'true',
     PORT: String(port),
     FEISHU_SIM_PORT: String(feishuSimPort),
+    DINGTALK_SIM_PORT: String(dingtalkSimPort),
+    WECOM_SIM_PORT: String(wecomSimPort),
+    DINGTALK_APP_KEY: 'dingtestappkey0042',
+    DINGTALK_APP_SECRET: 'test-dingtalk-secret',
+    DINGTALK_AES_KEY: 'TestDingTalkAesKey0000000000000000000000042',
+    DINGTALK_TOKEN: 'testdingtalktoken',
+    DINGTALK_AGENT_ID: '42000042',
+    WECOM_CORP_ID: 'wwtestcorp0000042',
+    WECOM_CORP_SECRET: 'test-wecom-secret',
+    WECOM_AGENT_ID: '1000042',
+    WECOM_TOKEN: 'testwecomtoken',
+    WECOM_ENCODING_AES_KEY: 'TestWeComEncodingAesKey00000000000000000042',
     NAC_SIM_PORT: String(nacSimPort),
+    DINGTALK_SIM_PORT: String(await freePort()),
+    WECOM_SIM_PORT: String(await freePort()),
     FEISHU_APP_ID: 'cli_9f8e7d6c5b4a3921',
     FEISHU_APP_SECRET: 'test-app-secret',
     FEISHU_ENCRYPT_KEY: 'test-encrypt-key',
