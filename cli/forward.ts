@@ -176,11 +176,15 @@ export async function resendForward(
       `${workflowId} was delivered (HTTP ${d.status}, ${d.deliveredAt}); --force sends it again with the same webhook-id`
     );
   }
+  const base = baseId(workflowId);
+  const fixedBy = desc.status.name === 'COMPLETED' ? undefined : await resolution(client, base);
+  if (fixedBy && !opts.force) {
+    throw new Error(`${workflowId} was already re-sent as ${fixedBy}; --force sends it once more`);
+  }
   const original = await originalInput(client, workflowId);
   const url = current.urls.get(original.subscriber);
   if (!url) throw new Error(`subscriber ${original.subscriber} is no longer in the routes file`);
   const input: ForwardEventInput = { ...original, url, retry: current.retry, resendOf: workflowId };
-  const base = baseId(workflowId);
   for (let n = 1; n <= 1000; n++) {
     const started = await startForward(client, input, `${base}-resend-${n}`);
     if (started.outcome === 'started') return { workflowId: started.workflowId, input };
