@@ -11,6 +11,13 @@ import type { ReadinessCheck } from '../ingress/routes/health';
 import { createNacAdapter } from '../nac';
 import type { NacAdapter } from '../nac/adapter';
 import { createFeishuPlatform, type FeishuPlatform } from '../platforms/feishu/feishu-platform';
+import type { PlatformName } from '../domain/types';
+import { startDingTalkStream } from '../ingress/dingtalk-stream';
+import { createDingTalkPlatform } from '../platforms/dingtalk/dingtalk-platform';
+import type { ApprovalPlatform } from '../platforms/platform';
+import { createWeComPlatform } from '../platforms/wecom/wecom-platform';
+import { startDingTalkSimulator, type DingTalkSimulator } from '../simulators/dingtalk/server';
+import { startWeComSimulator, type WeComSimulator } from '../simulators/wecom/server';
 import { startFeishuSimulator, type FeishuSimulator } from '../simulators/feishu/server';
 import { startNacSimulator, type NacSimulator } from '../simulators/nac/server';
 import { ensureSearchAttributes, startDevServer, assertPortFree, type DevServer } from '../temporal/dev-server';
@@ -40,6 +47,11 @@ export interface Stack {
   nacSim?: NacSimulator;
   nac?: NacAdapter;
   platform?: FeishuPlatform;
+  /** Started in sandbox mode when DingTalk / WeCom are enabled. */
+  dingtalkSim?: DingTalkSimulator;
+  wecomSim?: WeComSimulator;
+  /** Every enabled platform, as the worker uses them. */
+  platforms?: Partial<Record<PlatformName, ApprovalPlatform>>;
   stop(): Promise<void>;
 }
 
@@ -114,6 +126,32 @@ export async function startStack(
         redeliveryScale: opts.redeliveryScale,
       });
       stops.push(() => stack.feishuSim!.close());
+      const ingressBase = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port}`;
+      if (config.dingtalk) {
+        stack.dingtalkSim = await startDingTalkSimulator({
+          port: config.dingtalkSimPort,
+          appKey: config.dingtalk.appKey,
+          appSecret: config.dingtalk.appSecret,
+          aesKey: config.dingtalk.aesKey,
+          token: config.dingtalk.token,
+          ownerKey: config.dingtalk.ownerKey,
+          corpId: config.dingtalk.corpId,
+          agentId: config.dingtalk.agentId,
+          webhookUrl: `${ingressBase}/webhook/dingtalk`,
+          eventMode: config.dingtalk.eventMode,
+          redeliveryScale: opts.redeliveryScale,
+        });
+        stops.push(() => stack.dingtalkSim!.close());
+      }
+      if (config.wecom) {
+        stack.wecomSim = await startWeComSimulator({
+          port: config.wecomSimPort,
+          ...config.wecom,
+          webhookUrl: `${ingressBase}/webhook/wecom`,
+          redeliveryScale: opts.redeliveryScale,
+        });
+        stops.push(() => stack.wecomSim!.close());
+      }
     }
 
     if (!parts.worker && !parts.ingress) return stack;
@@ -128,6 +166,13 @@ export async function startStack(
       stops.push(() => nativeConnection.close());
       if (config.temporal.address) await ensureSearchAttributesVia(connectOpts, config.temporal.namespace);
       stack.platform = createFeishuPlatform(config.feishu, { logger });
+      const platforms: Partial<Record<PlatformName, ApprovalPlatform>> = { feishu: stack.platform };
+      if (config.dingtalk) {
+        const processCodes = config.routes.filter((r) => r.platform === 'dingtalk').map((r) => r.approvalCode);
+        platforms.dingtalk = createDingTalkPlatform(config.dingtalk, { logger, processCodes });
+      }
+      if (config.wecom) platforms.wecom = createWeComPlatform(config.wecom, { logger });
+      stack.platforms = platforms;
       stack.nac = createNacAdapter(config.nac);
       await stack.nac.verify();
       await stack.platform.subscribeApprovals(
@@ -146,7 +191,7 @@ export async function startStack(
       const workers = await createWorkers({
         connection: nativeConnection,
         namespace: config.temporal.namespace,
-        platforms: { feishu: stack.platform },
+        platforms,
         nac: stack.nac,
         nacMaxRps: config.nac.maxRps,
         workflowBundlePath: process.env.WORKFLOW_BUNDLE || undefined,
@@ -154,7 +199,7 @@ export async function startStack(
         reconcile: {
           client: activityClient,
           routes: config.routes,
-          platforms: { feishu: stack.platform },
+          platforms,
           nac: stack.nac,
           timing: timingFor(config),
         },
@@ -180,6 +225,15 @@ export async function startStack(
         const ws = await startFeishuLongConnection(config, stack.client, logger);
         stops.push(() => ws.stop());
         readiness.push(ws.readiness);
+      }
+      if (config.dingtalk?.eventMode === 'stream') {
+        const dingtalkStream = await startDingTalkStream(
+          { ...config, dingtalk: config.dingtalk },
+          stack.client,
+          logger
+        );
+        stops.push(() => dingtalkStream.stop());
+        readiness.push(dingtalkStream.readiness);
       }
       const { app } = createIngress({
         config,

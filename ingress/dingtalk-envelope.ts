@@ -107,7 +107,8 @@ export function decodeDingTalkRequest(rawBody: Buffer, query: Query, sec: DingTa
 
   if (CHECK_URL_TYPES.has(eventType)) return { kind: 'check_url', eventType };
   const eventId = str(body.eventId) ?? str(body.EventId) ?? str(body.BizId);
-  return { kind: 'event', event: normaliseDingTalkEvent(eventType, eventId, body, plaintext) };
+  // `raw` (for forward subscribers with include_raw): the decrypted event, which carries no secret.
+  return { kind: 'event', event: { ...normaliseDingTalkEvent(eventType, eventId, body, plaintext), raw: body } };
 }
 
 /** `bpms_instance_change` type/result → the normalised status (reference §2.1). */

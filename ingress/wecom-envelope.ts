@@ -118,7 +118,8 @@ export function decodeWeComRequest(rawBody: Buffer, query: Query, sec: WeComSecu
   if (innerTo !== undefined && innerTo !== sec.corpId) {
     throw new HttpError(403, 'unknown_corp', 'the decrypted message is addressed to another corp id');
   }
-  return normaliseWeComMessage(inner);
+  // `raw` (for forward subscribers with include_raw): the decrypted message as parsed, which carries no secret.
+  return { ...normaliseWeComMessage(inner), raw: inner };
 }
 
 /** sys_approval_change SpStatus (reference §5.3) → the normalised status. */

@@ -227,11 +227,12 @@ export function createWeComPlatform(config: WeComConfig, opts: WeComPlatformOpti
     const requesterId = typeof applyer?.userid === 'string' ? applyer.userid : '';
     if (!requesterId) throw invalid(`wecom instance ${instanceId}: no applyer.userid`);
     const applyTime = Number(info.apply_time);
-    // The detail has no end time; the last approver's sp_time is when it was decided.
+    // The detail has no end time; the last approver's `sptime` is when it was decided.
     let decidedAt: number | undefined;
     for (const node of Array.isArray(info.sp_record) ? info.sp_record : []) {
       for (const d of Array.isArray(asRecord(node)?.details) ? (asRecord(node)!.details as unknown[]) : []) {
-        const t = Number(asRecord(d)?.sp_time);
+        const rec = asRecord(d);
+        const t = Number(rec?.sptime ?? rec?.sp_time);
         if (Number.isFinite(t) && t > 0) decidedAt = Math.max(decidedAt ?? 0, t * 1000);
       }
     }

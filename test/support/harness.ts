@@ -46,13 +46,10 @@ export async function startTestStack(
   };
   if (opts.stoppableTemporal) await startTemporal();
   const [port, feishuSimPort, nacSimPort] = [await freePort(), await freePort(), await freePort()];
-  const [dingtalkSimPort, wecomSimPort] = [await freePort(), await freePort()];
   const env: Record<string, string> = {
     SANDBOX: 'true',
     PORT: String(port),
     FEISHU_SIM_PORT: String(feishuSimPort),
-    DINGTALK_SIM_PORT: String(dingtalkSimPort),
-    WECOM_SIM_PORT: String(wecomSimPort),
     DINGTALK_APP_KEY: 'dingtestappkey0042',
     DINGTALK_APP_SECRET: 'test-dingtalk-secret',
     DINGTALK_AES_KEY: 'TestDingTalkAesKey0000000000000000000000042',
