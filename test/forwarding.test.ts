@@ -16,6 +16,8 @@ import { timingFor } from '../ingress/event-processor';
 import { freePort } from '../temporal/dev-server';
 import { forwardWorkflowId, type ForwardDelivery } from '../forwarding/model';
 import { webhookIdFor } from '../forwarding/signing';
+import { startForward } from '../forwarding/start';
+import { listForwards } from '../cli/forward';
 import { ApprovalCodeKey, ApprovalPlatformKey, workflowIdFor } from '../workflows/definitions';
 import { APPROVAL_CODE, ROOT, startTestStack, until, type TestStack } from './support/harness';
 
@@ -366,5 +368,42 @@ describe('forwarding events to downstream subscribers (real Temporal dev server)
     assert.match(again.stderr, new RegExp(`already re-sent as ${id}-resend-1`));
     const delivered = await cli(t, 'forward', 'resend', `${id}-resend-1`);
     assert.match(delivered.stderr, /was delivered \(HTTP 202/);
+  });
+
+  it('retries run out: the run fails with the receiver's last answer, and forward list --failed says why', async () => {
+    leave.answer = () => ({ status: 503, body: 'maintenance' });
+    const before = leave.attempts.length;
+    const input = {
+      event: {
+        kind: 'approval-status',
+        platform: 'feishu' as const,
+        eventId: `synthetic-${randomBytes(6).toString('hex')}`,
+        eventType: 'approval_instance',
+        approvalCode: LEAVE_CODE,
+        instanceId: 'I-SYNTHETIC',
+        status: 'APPROVED',
+      },
+      receivedAt: new Date().toISOString(),
+      subscriber: 'leave-sync',
+      url: leave.url,
+      webhookId: webhookIdFor('feishu', 'synthetic', 'leave-sync'),
+      retry: { ...t.config.forwarding.retry, retryForMs: 2500, maximumIntervalMs: 400 },
+    };
+    const { workflowId, outcome } = await startForward(t.client, input);
+    assert.equal(outcome, 'started');
+    assert.equal((await startForward(t.client, input)).outcome, 'duplicate');
+    await assert.rejects(t.client.workflow.getHandle(workflowId).result(), (err: unknown) => {
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.match(
+        err.cause?.message ?? '',
+        /^not delivered to leave-sync: gave up after 2500ms of retries; last: leave-sync answered HTTP 503 \(attempt \d+\): maintenance$/
+      );
+      return true;
+    });
+    assert.ok(leave.attempts.length - before >= 3, 'retried several times');
+    const listed = await listForwards(t.client, { failed: true });
+    const row = listed.find((r) => r.workflowId === workflowId);
+    assert.equal(row?.status, 'failed');
+    assert.match(row?.detail ?? '', /gave up after 2500ms/);
   });
 });

@@ -28,8 +28,11 @@ function reasonOf(err: unknown, retryForMs: number): string {
   let timedOut = false;
   let last: string | undefined;
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
-    if (e instanceof TimeoutFailure) timedOut = true;
-    else if (e instanceof ApplicationFailure) last = e.message;
+    if (e instanceof TimeoutFailure) {
+      timedOut = true;
+      // The server attaches the last attempt's failure to the time-out; the SDK leaves it in the raw proto only.
+      last ??= e.failure?.cause?.message ?? undefined;
+    } else if (e instanceof ApplicationFailure) last = e.message;
   }
   if (timedOut) return `gave up after ${human(retryForMs)} of retries${last ? `; last: ${last}` : ''}`;
   return last ?? (err instanceof Error ? err.message : String(err));
