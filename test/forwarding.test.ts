@@ -370,7 +370,7 @@ describe('forwarding events to downstream subscribers (real Temporal dev server)
     assert.match(delivered.stderr, /was delivered \(HTTP 202/);
   });
 
-  it('retries run out: the run fails with the receiver's last answer, and forward list --failed says why', async () => {
+  it('retries run out: the run fails with the receiver’s last answer, and forward list --failed says why', async () => {
     leave.answer = () => ({ status: 503, body: 'maintenance' });
     const before = leave.attempts.length;
     const input = {
