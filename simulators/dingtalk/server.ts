@@ -29,8 +29,8 @@ import {
  * way DingTalk does (reference dingtalk-wecom.md §1–§3):
  * - HTTP push (`eventMode: 'http'`): `bpms_instance_change` encrypted for the owner key and signed, POSTed to the
  *   callback URL; only HTTP 200 with the encrypted "success" JSON counts, anything else is pushed again. DingTalk
- *   documents no schedule ("keeps pushing until a threshold"), so the simulator's is 5 s, 30 s, 2 min, 10 min, 30 min
- *   (× redeliveryScale) and then it gives up.
+ *   documents no schedule ("keeps pushing until a threshold"), so the simulator's is 5 s, 30 s, 2 min, 10 min, 30 min,
+ *   1 h, 3 h, 6 h (× redeliveryScale) and then it gives up.
  * - Stream mode (`eventMode: 'stream'`): `POST /v1.0/gateway/connections/open` hands out a one-use ticket and a
  *   `ws://…/connect` endpoint; events go to one connected client (chosen at random, like DingTalk) as EVENT frames and
  *   count as delivered only on an ACK frame with `{"status":"SUCCESS"}`; LATER, no ACK within ackTimeoutMs, or no
@@ -150,7 +150,7 @@ class ApiError extends Error {
   }
 }
 
-const REDELIVERY_DELAYS_MS = [5_000, 30_000, 120_000, 600_000, 1_800_000];
+const REDELIVERY_DELAYS_MS = [5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 10_800_000, 21_600_000];
 
 /** "2022-08-31T11:52Z": the v1.0 time format (UTC, minutes). */
 function v1Time(ms: number): string {
