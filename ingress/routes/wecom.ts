@@ -4,6 +4,7 @@ import type { Logger } from '../../app/logger';
 import type { EventProcessor } from '../event-processor';
 import { HttpError } from '../http-error';
 import type { IngressMetrics } from '../metrics';
+import { bodyTooLarge } from '../middleware/raw-json-body';
 import { decodeWeComEcho, decodeWeComRequest, type WeComSecurity } from '../wecom-envelope';
 
 /**
@@ -33,16 +34,12 @@ export function mountWeComWebhook(
 
   router.post('/webhook/wecom', async function wecomWebhook(ctx) {
     const declared = Number(ctx.get('content-length'));
-    if (Number.isFinite(declared) && declared > limit) {
-      throw new HttpError(413, 'body_too_large', `body larger than ${limit} bytes`);
-    }
+    if (Number.isFinite(declared) && declared > limit) throw bodyTooLarge(ctx, limit);
     let raw: Buffer;
     try {
       raw = await getRawBody(ctx.req, { limit });
     } catch (err) {
-      if ((err as { type?: string }).type === 'entity.too.large') {
-        throw new HttpError(413, 'body_too_large', `body larger than ${limit} bytes`);
-      }
+      if ((err as { type?: string }).type === 'entity.too.large') throw bodyTooLarge(ctx, limit);
       throw new HttpError(400, 'unreadable_body', 'request body could not be read');
     }
     const event = decodeWeComRequest(raw, ctx.query, deps.security);
