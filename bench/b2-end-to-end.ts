@@ -72,6 +72,7 @@ export async function runB2(ctx: BenchContext): Promise<BenchReport> {
       nac,
       memory: mem,
       rssTimeline: sampler.samples,
+      endToEndMsSorted: [...e2e].sort((x, y) => x - y),
     };
     const tbl = table([
       ['measure', 'count', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'mean ms'],

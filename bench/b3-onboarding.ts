@@ -83,6 +83,13 @@ export async function runB3(ctx: BenchContext): Promise<BenchReport> {
       memory: mem,
       peakRssSampled: { worker: peak('worker'), ingress: peak('ingress') },
       rssTimeline: sampler.samples,
+      // For the plot: when each MAC's endpoint was created, and each requester told (seconds after the first event).
+      whitelistedAtSec: topo
+        .nacRequests()
+        .filter((q) => q.method === 'POST' && q.status === 201)
+        .map((q) => r((Date.parse(q.at) - t0) / 1000, 2))
+        .sort((a, b) => a - b),
+      notifiedAtSec: specs.map((s) => r((byId.get(s.openId)!.firstAt - t0) / 1000, 2)).sort((a, b) => a - b),
     };
     const tbl = table([
       ['measure', 'value'],
