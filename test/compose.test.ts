@@ -427,6 +427,34 @@ describe('Dockerfile and .dockerignore (static)', () => {
       assert.ok(ignored.includes(p), `.dockerignore: ${p}`);
     for (const p of ['deploy', 'config', 'workflows', 'bin']) assert.ok(!ignored.includes(p), `${p} is in the image`);
   });
+
+  it('leaves out nothing the image runs: no source reachable from the entry points is ignored', () => {
+    const ignored = new Set(
+      readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#') && !l.startsWith('!'))
+    );
+    const entries = ['cli/main.ts', 'deploy/healthcheck.ts', 'scripts/bundle-workflows.ts', 'workflows/index.ts'];
+    const seen = new Set<string>();
+    const queue = entries.map((e) => path.join(ROOT, e));
+    while (queue.length) {
+      const file = queue.pop()!;
+      if (seen.has(file)) continue;
+      seen.add(file);
+      const top = path.relative(ROOT, file).split(path.sep)[0]!;
+      assert.ok(!ignored.has(top), `${path.relative(ROOT, file)} is needed at run time but .dockerignore drops ${top}`);
+      const src = readFileSync(file, 'utf8');
+      for (const m of src.matchAll(/(?:from|import\(|require\()\s*'(\.{1,2}\/[^']+)'/g)) {
+        const base = path.resolve(path.dirname(file), m[1]!);
+        const hit = [base, `${base}.ts`, path.join(base, 'index.ts')].find(
+          (p) => existsSync(p) && statSync(p).isFile()
+        );
+        if (hit && hit.endsWith('.ts')) queue.push(hit);
+      }
+    }
+    assert.ok(seen.size > 30, `followed the imports (${seen.size} files)`);
+  });
 });
 
 describe('the prebuilt workflow bundle and the container health checks (real Temporal dev server)', () => {
