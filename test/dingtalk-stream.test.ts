@@ -149,7 +149,7 @@ describe('DingTalk Stream mode end to end (official SDK ↔ simulator gateway, r
 
   const form = (mac: string) => [{ name: 'MAC地址', componentType: 'TextareaField', value: mac }];
 
-  it('connects through the gateway, runs an approval, and the HTTP callback is not mounted', async () => {
+  it('connects through the gateway, runs an approval, reconnects when dropped; the HTTP callback is not mounted', async () => {
     await until('the stream client', () => (t.dingtalkSim!.streamClients() > 0 ? true : undefined), 30_000);
     await until('ready', async () => ((await fetch(`${t.ingressUrl}/readyz`)).status === 200 ? true : undefined));
     const { process_instance_id: id } = t.dingtalkSim!.createInstance({
@@ -165,6 +165,9 @@ describe('DingTalk Stream mode end to end (official SDK ↔ simulator gateway, r
       [[true, 'delivered']]
     );
     assert.equal((await fetch(`${t.ingressUrl}/webhook/dingtalk`, { method: 'POST' })).status, 404);
+    // DingTalk drops connections now and then: the client reconnects with a fresh ticket and events keep flowing.
+    t.dingtalkSim!.dropStreamClients();
+    await until('a new stream connection', () => (t.dingtalkSim!.streamClients() > 0 ? true : undefined), 30_000);
     t.dingtalkSim!.setStatus(id, 'TERMINATED');
     await until('revoked', async () => ((await t.iseEndpoint('00:1B:44:F1:00:01')) === null ? true : undefined));
   });

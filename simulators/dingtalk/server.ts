@@ -125,6 +125,8 @@ export interface DingTalkSimulator {
   waitForDeliveries(opts?: { count?: number; timeoutMs?: number }): Promise<DeliveryRecord[]>;
   /** Stream mode: connected clients. */
   streamClients(): number;
+  /** Stream mode: drop every connection (as DingTalk does when it rebalances); clients must reconnect. */
+  dropStreamClients(): void;
 }
 
 interface SimInstance {
@@ -758,5 +760,8 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
     deliveries: () => [...queue.deliveries],
     waitForDeliveries: (opts) => queue.waitFor(opts, 'dingtalk simulator'),
     streamClients: () => [...clients].filter((c) => c.readyState === c.OPEN).length,
+    dropStreamClients: () => {
+      for (const c of clients) c.terminate();
+    },
   };
 }
