@@ -75,6 +75,27 @@ export class AckAfterAcceptClient extends DWClient {
     super({ ...opts, ua: 'approval-plus' });
   }
 
+  /**
+   * dingtalk-stream 2.1.5 starts a keepAlive interval on every connect and clears only the last one on disconnect,
+   * so each reconnect leaks one; two live intervals then terminate each other's healthy socket (a reconnect storm).
+   * Clear the previous interval before connecting, and on disconnect.
+   */
+  private clearHeartbeat(): void {
+    const self = this as unknown as { heartbeatIntervallId?: NodeJS.Timeout };
+    if (self.heartbeatIntervallId !== undefined) clearInterval(self.heartbeatIntervallId);
+    self.heartbeatIntervallId = undefined;
+  }
+
+  override _connect(): Promise<void> {
+    this.clearHeartbeat();
+    return super._connect();
+  }
+
+  override disconnect(): void {
+    super.disconnect();
+    this.clearHeartbeat();
+  }
+
   override onEvent(message: DWClientDownStream): void {
     const messageId = message.headers?.messageId;
     void this.handler(message)

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EventAck, type DWClientDownStream, type EventAckData } from 'dingtalk-stream';
 import { AckAfterAcceptClient, createDingTalkStreamHandler } from '../ingress/dingtalk-stream';
+import { startDingTalkSimulator } from '../simulators/dingtalk/server';
 import type { InboundEvent, EventResult } from '../ingress/events';
 import { TemporalUnavailableError } from '../ingress/http-error';
 import { workflowIdFor } from '../workflows/definitions';
@@ -138,6 +139,48 @@ describe('DingTalk stream handler: ACK only after acceptance', () => {
   });
 });
 
+describe('DingTalk stream client: reconnects without leaking keepAlive timers', () => {
+  it('clears the previous keepAlive interval on every reconnect and on disconnect', async () => {
+    const sim = await startDingTalkSimulator({ appKey: 'streamleak', appSecret: 's', eventMode: 'stream' });
+    const realSet = globalThis.setInterval;
+    const realClear = globalThis.clearInterval;
+    const heartbeats = new Set<unknown>();
+    // The SDK's keepAlive interval is the only 8 s interval here: track which are still alive.
+    globalThis.setInterval = ((fn: () => void, ms?: number, ...args: unknown[]) => {
+      const handle = realSet(fn, ms, ...args);
+      if (ms === 8000) heartbeats.add(handle);
+      return handle;
+    }) as typeof setInterval;
+    globalThis.clearInterval = ((handle?: Parameters<typeof clearInterval>[0]) => {
+      heartbeats.delete(handle);
+      realClear(handle);
+    }) as typeof clearInterval;
+    const client = new AckAfterAcceptClient(
+      { clientId: 'streamleak', clientSecret: 's', keepAlive: true },
+      async () => ({ status: EventAck.SUCCESS }),
+      sim.url
+    );
+    try {
+      await client.connect();
+      await until('connected', () => (sim.streamClients() === 1 ? true : undefined));
+      for (let i = 0; i < 2; i++) {
+        sim.dropStreamClients();
+        await until('reconnected', () =>
+          sim.streamConnectionCount() === i + 2 && client.connected ? true : undefined
+        );
+        assert.equal(heartbeats.size, 1, 'one keepAlive interval per live connection');
+      }
+      client.disconnect();
+      assert.equal(heartbeats.size, 0, 'none left after disconnect');
+    } finally {
+      globalThis.setInterval = realSet;
+      globalThis.clearInterval = realClear;
+      client.disconnect();
+      await sim.close();
+    }
+  });
+});
+
 describe('DingTalk Stream mode end to end (official SDK ↔ simulator gateway, real Temporal dev server)', () => {
   let t: TestStack;
   before(async () => {
@@ -192,5 +235,7 @@ describe('DingTalk Stream mode end to end (official SDK ↔ simulator gateway, r
     let runs = 0;
     for await (const _ of t.client.workflow.list({ query: `WorkflowId = '${workflowIdFor('dingtalk', id)}'` })) runs++;
     assert.equal(runs, 1);
+    // Over both tests: the first connection and the one after the drop, no churn.
+    assert.equal(t.dingtalkSim!.streamConnectionCount(), 2);
   });
 });

@@ -125,6 +125,8 @@ export interface DingTalkSimulator {
   waitForDeliveries(opts?: { count?: number; timeoutMs?: number }): Promise<DeliveryRecord[]>;
   /** Stream mode: connected clients. */
   streamClients(): number;
+  /** Stream mode: connections accepted so far. */
+  streamConnectionCount(): number;
   /** Stream mode: drop every connection (as DingTalk does when it rebalances); clients must reconnect. */
   dropStreamClients(): void;
 }
@@ -229,7 +231,9 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
   const clients = new Set<WebSocket>();
   const acks = new Map<string, (status: string) => void>();
 
+  let connectionCount = 0;
   wss.on('connection', (ws) => {
+    connectionCount += 1;
     clients.add(ws);
     ws.on('close', () => clients.delete(ws));
     ws.on('message', (data) => {
@@ -760,6 +764,7 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
     deliveries: () => [...queue.deliveries],
     waitForDeliveries: (opts) => queue.waitFor(opts, 'dingtalk simulator'),
     streamClients: () => [...clients].filter((c) => c.readyState === c.OPEN).length,
+    streamConnectionCount: () => connectionCount,
     dropStreamClients: () => {
       for (const c of clients) c.terminate();
     },
