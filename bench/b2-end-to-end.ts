@@ -1,7 +1,8 @@
 import { submitApprovals, waitNotified } from './lib/approvals';
+import { historyBreakdown } from './lib/history';
 import { RssSampler } from './lib/proc';
 import type { BenchContext, BenchReport } from './lib/report';
-import { mib, r, sleep, summarize, table, waitFor } from './lib/stats';
+import { mapLimit, mib, r, sleep, summarize, table, waitFor } from './lib/stats';
 import { Topology } from './lib/topology';
 
 /**
@@ -52,6 +53,17 @@ export async function runB2(ctx: BenchContext): Promise<BenchReport> {
       500
     ).catch(() => undefined);
     const mem = topo.memory();
+    // Where the time went (after the measurement, from the histories): queue waits vs running, per approval.
+    const breakdowns = await mapLimit(submitted, 8, (s) => historyBreakdown(topo.client, `feishu-${s.instance}`));
+    const parts = {
+      'event → workflow started': submitted.map((s, i) => breakdowns[i]!.startedAt - s.sentAt),
+      'workflow tasks waiting': breakdowns.map((b) => b.workflowTaskQueueMs),
+      'workflow tasks running': breakdowns.map((b) => b.workflowTaskRunMs),
+      'activities waiting (incl. retries)': breakdowns.map((b) => b.activityQueueMs),
+      'activities running': breakdowns.map((b) => Object.values(b.activityRunMs).reduce((x, y) => x + y, 0)),
+    };
+    const retriesTotal = breakdowns.reduce((acc, b) => acc + b.activityRetries, 0);
+    const breakdown = Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, summarize(v)]));
     const e = summarize(e2e);
     const a = summarize(ack);
     const retries = submitted.reduce((acc, s) => acc + s.attempts - 1, 0);
@@ -71,6 +83,8 @@ export async function runB2(ctx: BenchContext): Promise<BenchReport> {
       workflows,
       nac,
       memory: mem,
+      breakdownMs: breakdown,
+      activityRetries: retriesTotal,
       rssTimeline: sampler.samples,
       endToEndMsSorted: [...e2e].sort((x, y) => x - y),
     };
@@ -78,6 +92,10 @@ export async function runB2(ctx: BenchContext): Promise<BenchReport> {
       ['measure', 'count', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'mean ms'],
       ['event → requester notified', e.count, r(e.p50), r(e.p90), r(e.p99), r(e.max), r(e.mean)],
       ['event → ingress 200', a.count, r(a.p50), r(a.p90), r(a.p99), r(a.max), r(a.mean)],
+    ]);
+    const split = table([
+      ['where the time went (from histories)', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+      ...Object.entries(breakdown).map(([k, v]) => [k, r(v.p50), r(v.p90), r(v.p99), r(v.max)]),
     ]);
     const checks = table([
       ['check', 'value'],
@@ -87,6 +105,7 @@ export async function runB2(ctx: BenchContext): Promise<BenchReport> {
       ['NAC missing / duplicates / unexpected', `${nac.missing} / ${nac.duplicates} / ${nac.unexpected}`],
       ['NAC requests (writes)', `${nac.requests} (${nac.writes})`],
       ['ingress retries (non-200)', retries],
+      ['activity retries', retriesTotal],
       ['worker VmHWM', mem.workers.map((m) => mib(m.hwmBytes)).join(', ')],
       ['ingress VmHWM', mem.ingress.map((m) => mib(m.hwmBytes)).join(', ')],
     ]);
@@ -94,7 +113,7 @@ export async function runB2(ctx: BenchContext): Promise<BenchReport> {
       topology: topo.info(),
       params: { approvals: n, ratePerSec: rate, macsPerApproval: macsPer, nacMaxRps: Number(topo.env.NAC_MAX_RPS) },
       results,
-      table: `${tbl}\n\n${checks}`,
+      table: `${tbl}\n\n${split}\n\n${checks}`,
       notes: [`approvals arrive at ${rate}/s; latency from the first POST of the event to the message's create_time`],
     };
   } finally {

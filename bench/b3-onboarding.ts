@@ -1,7 +1,8 @@
 import { submitApprovals, waitNotified } from './lib/approvals';
+import { historyBreakdown } from './lib/history';
 import { RssSampler } from './lib/proc';
 import type { BenchContext, BenchReport } from './lib/report';
-import { mib, r, sleep, table } from './lib/stats';
+import { mapLimit, mib, r, sleep, summarize, table } from './lib/stats';
 import { Topology } from './lib/topology';
 
 /**
@@ -56,6 +57,10 @@ export async function runB3(ctx: BenchContext): Promise<BenchReport> {
     const accepted = nac.requests - nac.rateLimited; // requests the NAC actually served
     const adapterBoundSec = accepted / simRps;
     const mem = topo.memory();
+    // From the histories (after the measurement): how long activities waited (queue + retry back-off) and retried.
+    const breakdowns = await mapLimit(submitted, 8, (s) => historyBreakdown(topo.client, `feishu-${s.instance}`));
+    const activityWaitMs = summarize(breakdowns.map((b) => b.activityQueueMs));
+    const activityRetries = breakdowns.reduce((acc, b) => acc + b.activityRetries, 0);
     const peak = (prefix: string) =>
       Math.max(
         0,
@@ -80,6 +85,8 @@ export async function runB3(ctx: BenchContext): Promise<BenchReport> {
       nacRequestsPerMac: r(accepted / allMacs.length, 2),
       requestersNotNotifiedExactlyOnce: notNotifiedOnce,
       ingressRetries: submitted.reduce((a, s) => a + s.attempts - 1, 0),
+      activityWaitMsPerApproval: activityWaitMs,
+      activityRetries,
       memory: mem,
       peakRssSampled: { worker: peak('worker'), ingress: peak('ingress') },
       rssTimeline: sampler.samples,
@@ -107,6 +114,11 @@ export async function runB3(ctx: BenchContext): Promise<BenchReport> {
       ['NAC unexpected entries / not in whitelist group', `${nac.unexpected} / ${nac.notInGroup}`],
       ['NAC requests served / 429 / 5xx', `${accepted} / ${nac.rateLimited} / ${nac.serverErrors}`],
       ['requesters not notified exactly once', notNotifiedOnce],
+      ['activity retries (all approvals)', activityRetries],
+      [
+        'activity wait per approval, p50 / p99 (queue + back-off)',
+        `${r(activityWaitMs.p50 / 1000)} s / ${r(activityWaitMs.p99 / 1000)} s`,
+      ],
       ['worker peak RSS (VmHWM)', mem.workers.map((m) => mib(m.hwmBytes)).join(', ')],
       ['ingress peak RSS (VmHWM)', mem.ingress.map((m) => mib(m.hwmBytes)).join(', ')],
     ]);
