@@ -16,8 +16,9 @@ import type { ReadinessCheck } from './routes/health';
  *   ACKed SUCCESS after logging: pushing it again would not make it valid.
  * - The gateway URL. The SDK hard-codes api.dingtalk.com; `getEndpoint` is overridden to use DINGTALK_BASE_URL, which
  *   is also what lets the DingTalk simulator stand in for the gateway.
- * Supervised: keepAlive pings detect half-open sockets; a client that stays disconnected for two checks in a row
- * (the SDK's reconnect has known failure modes, §3.4) is thrown away and replaced.
+ * Supervised: keepAlive pings detect half-open sockets, and a client that is not connected (dropped, `disconnect`
+ * frame, failed connect) is thrown away and replaced with backoff; the SDK's own reconnect is off (it has known
+ * failure modes, §3.4).
  */
 
 export type StreamAckHandler = (message: DWClientDownStream) => Promise<EventAckData>;
@@ -67,12 +68,13 @@ export function createDingTalkStreamHandler(deps: {
 /** DWClient that ACKs after the handler settles, and opens its connection through DINGTALK_BASE_URL. */
 export class AckAfterAcceptClient extends DWClient {
   constructor(
-    opts: { clientId: string; clientSecret: string; keepAlive?: boolean },
+    opts: { clientId: string; clientSecret: string; keepAlive?: boolean; autoReconnect?: boolean },
     private readonly handler: StreamAckHandler,
     private readonly gatewayBaseUrl: string,
     private readonly log?: Pick<Logger, 'warn'>
   ) {
-    super({ ...opts, ua: 'approval-plus' });
+    // autoReconnect is a DWClientConfig field the constructor's type omits; the constructor copies it into config.
+    super({ ua: 'approval-plus', ...opts } as ConstructorParameters<typeof DWClient>[0]);
   }
 
   /**
@@ -153,30 +155,46 @@ export async function startDingTalkStream(
     ...timingFor(config),
     logger,
   });
-  const handler = createDingTalkStreamHandler({ processor, logger });
+  const handle = createDingTalkStreamHandler({ processor, logger });
+  // Events still being accepted when the stream stops get to finish (and ACK) before the Temporal connection closes.
+  const inflight = new Set<Promise<EventAckData>>();
+  const handler: StreamAckHandler = (message) => {
+    const p = handle(message);
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p)).catch(() => undefined);
+    return p;
+  };
   const dt = config.dingtalk;
+  // The SDK's own reconnect is off: it can open two sockets for one failure (an 'error' both rejects the connect,
+  // which retries, and closes the socket, which retries too). The supervisor replaces a client that is not connected
+  // with a new one (fresh ticket), backing off 1 s → 60 s while connecting fails.
   const makeClient = () =>
     new AckAfterAcceptClient(
-      { clientId: dt.appKey, clientSecret: dt.appSecret, keepAlive: true },
+      { clientId: dt.appKey, clientSecret: dt.appSecret, keepAlive: true, autoReconnect: false },
       handler,
       dt.baseUrl,
       logger
     );
   let ws = makeClient();
-  void ws.connect();
-  let downChecks = 0;
   let stopped = false;
+  let connecting: Promise<void> | undefined;
+  let failures = 0;
+  let nextAttemptAt = 0;
+  const connect = () => {
+    connecting = ws.connect().finally(() => {
+      connecting = undefined;
+      if (ws.connected) failures = 0;
+      else nextAttemptAt = Date.now() + Math.min(60_000, 1000 * 2 ** failures++);
+    });
+  };
+  connect();
   const supervisor = setInterval(() => {
-    if (stopped) return;
-    downChecks = ws.connected ? 0 : downChecks + 1;
-    if (downChecks >= 2) {
-      logger.warn({ platform: 'dingtalk' }, 'DingTalk stream disconnected; starting a new client');
-      downChecks = 0;
-      ws.disconnect();
-      ws = makeClient();
-      void ws.connect();
-    }
-  }, opts.supervisorIntervalMs ?? 15_000);
+    if (stopped || connecting || ws.connected || Date.now() < nextAttemptAt) return;
+    logger.warn({ platform: 'dingtalk', failures }, 'DingTalk stream not connected; starting a new client');
+    ws.disconnect();
+    ws = makeClient();
+    connect();
+  }, opts.supervisorIntervalMs ?? 1000);
   supervisor.unref();
   return {
     handler,
@@ -190,6 +208,12 @@ export async function startDingTalkStream(
     async stop() {
       stopped = true;
       clearInterval(supervisor);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...inflight]),
+        new Promise((resolve) => (timer = setTimeout(resolve, 5000))),
+      ]);
+      clearTimeout(timer);
       ws.disconnect();
     },
   };

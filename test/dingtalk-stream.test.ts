@@ -146,8 +146,8 @@ describe('DingTalk stream client: reconnects without leaking keepAlive timers', 
     const realClear = globalThis.clearInterval;
     const heartbeats = new Set<unknown>();
     // The SDK's keepAlive interval is the only 8 s interval here: track which are still alive.
-    globalThis.setInterval = ((fn: () => void, ms?: number, ...args: unknown[]) => {
-      const handle = realSet(fn, ms, ...args);
+    globalThis.setInterval = ((fn: () => void, ms?: number) => {
+      const handle = realSet(fn, ms);
       if (ms === 8000) heartbeats.add(handle);
       return handle;
     }) as typeof setInterval;
@@ -156,7 +156,7 @@ describe('DingTalk stream client: reconnects without leaking keepAlive timers', 
       realClear(handle);
     }) as typeof clearInterval;
     const client = new AckAfterAcceptClient(
-      { clientId: 'streamleak', clientSecret: 's', keepAlive: true },
+      { clientId: 'streamleak', clientSecret: 's', keepAlive: true, autoReconnect: false },
       async () => ({ status: EventAck.SUCCESS }),
       sim.url
     );
@@ -165,6 +165,8 @@ describe('DingTalk stream client: reconnects without leaking keepAlive timers', 
       await until('connected', () => (sim.streamClients() === 1 ? true : undefined));
       for (let i = 0; i < 2; i++) {
         sim.dropStreamClients();
+        await until('dropped', () => (client.connected ? undefined : true));
+        await client.connect(); // what the SDK's own reconnect does, on the same client
         await until('reconnected', () =>
           sim.streamConnectionCount() === i + 2 && client.connected ? true : undefined
         );
