@@ -67,7 +67,7 @@ export const envSchema = z.object({
   /** Who authors the audit comment on the instance; defaults to the requester. */
   FEISHU_COMMENT_USER_ID: optionalNonEmpty,
 
-  NAC_DRIVER: z.enum(['ise', 'clearpass', 'sim']).optional(),
+  NAC_DRIVER: optionalNonEmpty.pipe(z.enum(['ise', 'clearpass', 'sim']).optional()),
   NAC_BASE_URL: optionalNonEmpty.pipe(url.optional()),
   NAC_USERNAME: optionalNonEmpty,
   NAC_PASSWORD: optionalNonEmpty,
