@@ -45,8 +45,12 @@ export async function runStack(parts: Parts): Promise<void> {
   if (stack.temporalUiUrl) lines.push(`  Temporal UI        ${stack.temporalUiUrl}`);
   if (stack.temporalAddress) lines.push(`  Temporal gRPC      ${stack.temporalAddress}`);
   if (stack.ingressUrl)
-    lines.push(`  Ingress            ${stack.ingressUrl}  (POST /webhook/feishu, /healthz, /readyz, /metrics)`);
+    lines.push(
+      `  Ingress            ${stack.ingressUrl}  (POST /webhook/feishu|dingtalk|wecom, /healthz, /readyz, /metrics)`
+    );
   if (stack.feishuSim) lines.push(`  Feishu simulator   ${stack.feishuSim.url}  (GET /_sim/messages, /_sim/comments)`);
+  if (stack.dingtalkSim) lines.push(`  DingTalk simulator ${stack.dingtalkSim.url}  (GET /_sim/messages)`);
+  if (stack.wecomSim) lines.push(`  WeCom simulator    ${stack.wecomSim.url}  (GET /_sim/messages)`);
   if (stack.nacSim)
     lines.push(`  NAC simulator      ${stack.nacSim.url}  (ISE /ers/config/endpoint, ClearPass /api/endpoint)`);
   if (config.sandbox && parts.ingress) {
