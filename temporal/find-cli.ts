@@ -23,7 +23,7 @@ export class TemporalCliNotFoundError extends Error {
   override readonly name = 'TemporalCliNotFoundError';
 }
 
-function isExecutable(p: string): boolean {
+export function isExecutable(p: string): boolean {
   try {
     accessSync(p, constants.X_OK);
     return statSync(p).isFile();
@@ -32,7 +32,7 @@ function isExecutable(p: string): boolean {
   }
 }
 
-function onPath(name: string): string | undefined {
+export function onPath(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (dir && isExecutable(path.join(dir, name))) return path.join(dir, name);
   }
@@ -41,9 +41,14 @@ function onPath(name: string): string | undefined {
 
 type Say = (line: string) => void;
 
+/** The `go` tool: on PATH, or where the official tarball installs it. */
+export function goBinary(): string | undefined {
+  return onPath('go') ?? (isExecutable('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined);
+}
+
 /** Build the CLI with Go into the cache. Shows progress: it takes minutes. Returns undefined if Go is absent/fails. */
 async function buildWithGo(say: Say): Promise<string | undefined> {
-  const go = onPath('go') ?? (isExecutable('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined);
+  const go = goBinary();
   if (!go) return undefined;
   const target = cachedBuildPath();
   const staging = `${path.dirname(target)}.building-${process.pid}`;

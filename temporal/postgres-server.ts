@@ -1,9 +1,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import {
-  accessSync,
   chownSync,
   closeSync,
-  constants,
   cpSync,
   existsSync,
   mkdirSync,
@@ -14,7 +12,6 @@ import {
   realpathSync,
   renameSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from 'node:fs';
 import net from 'node:net';
@@ -22,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { ensureSearchAttributes, freePort } from './dev-server';
-import { cacheDir, findTemporalCli, TEMPORAL_CLI_VERSION } from './find-cli';
+import { cacheDir, findTemporalCli, goBinary, isExecutable, onPath, TEMPORAL_CLI_VERSION } from './find-cli';
 
 /**
  * A real Temporal server on PostgreSQL, on this machine, for the tests and benches that must run against the
@@ -75,22 +72,6 @@ async function runOk(what: string, cmd: string, args: string[], opts: SpawnOptio
   return r;
 }
 
-function isExecutable(p: string): boolean {
-  try {
-    accessSync(p, constants.X_OK);
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (dir && isExecutable(path.join(dir, name))) return path.join(dir, name);
-  }
-  return undefined;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---- 1. the server binaries ----------------------------------------------------------------------------------
@@ -108,10 +89,6 @@ export interface TemporalServerBinaries {
 
 export function serverCacheDir(version = TEMPORAL_SERVER_VERSION): string {
   return path.join(cacheDir(), `temporal-server-${version}`);
-}
-
-function goBinary(): string | undefined {
-  return onPath('go') ?? (isExecutable('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined);
 }
 
 function goModCache(): string {
