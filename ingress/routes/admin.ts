@@ -20,12 +20,20 @@ const extendBody = z.object({
   by: z.string().max(200).optional(),
 });
 
-function jsonBody(raw: Buffer | undefined): unknown {
+/** The request's JSON body, checked against `schema`; 400 naming the first bad field otherwise. */
+function parseBody<T>(schema: z.ZodType<T>, raw: Buffer | undefined): T {
+  let body: unknown;
   try {
-    return JSON.parse(raw!.toString('utf8'));
+    body = JSON.parse(raw!.toString('utf8'));
   } catch {
     throw new HttpError(400, 'malformed_json', 'body is not valid JSON');
   }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new HttpError(400, 'invalid_body', `${issue.path.join('.') || 'body'}: ${issue.message}`);
+  }
+  return parsed.data;
 }
 
 /**
@@ -64,12 +72,11 @@ export function mountAdminApi(
     auth,
     rawJsonBody({ limitBytes: 16 * 1024 }),
     async function cancelApproval(ctx) {
-      const parsed = cancelBody.safeParse(jsonBody(ctx.request.rawBody));
-      if (!parsed.success) throw new HttpError(400, 'invalid_body', `reason: ${parsed.error.issues[0]!.message}`);
+      const body = parseBody(cancelBody, ctx.request.rawBody);
       const workflowId = toWorkflowId(ctx.params.id!);
       const result = await deps.processor.signalCancel(workflowId, {
-        reason: parsed.data.reason,
-        by: parsed.data.by ?? 'operator-api',
+        reason: body.reason,
+        by: body.by ?? 'operator-api',
       });
       if (result.outcome === 'no-live-grant') throw new HttpError(404, 'no_live_grant', `no live grant ${workflowId}`);
       ctx.status = 202;
@@ -81,21 +88,17 @@ export function mountAdminApi(
     auth,
     rawJsonBody({ limitBytes: 16 * 1024 }),
     async function extendApproval(ctx) {
-      const parsed = extendBody.safeParse(jsonBody(ctx.request.rawBody));
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        throw new HttpError(400, 'invalid_body', `${issue.path.join('.') || 'body'}: ${issue.message}`);
-      }
+      const body = parseBody(extendBody, ctx.request.rawBody);
       let expiresAt: string | null;
       try {
-        ({ expiresAt } = parseExtendUntil(parsed.data.until, Date.now()));
+        ({ expiresAt } = parseExtendUntil(body.until, Date.now()));
       } catch (err) {
         throw new HttpError(400, 'invalid_until', (err as Error).message);
       }
       const workflowId = toWorkflowId(ctx.params.id!);
       try {
         const status = await deps.client.workflow.getHandle(workflowId).executeUpdate(extendUpdate, {
-          args: [{ expiresAt, reason: parsed.data.reason, by: parsed.data.by ?? 'operator-api' }],
+          args: [{ expiresAt, reason: body.reason, by: body.by ?? 'operator-api' }],
         });
         ctx.body = { workflowId, status };
       } catch (err) {
