@@ -10,12 +10,11 @@ import { timingFor } from '../ingress/event-processor';
 import type { ReadinessCheck } from '../ingress/routes/health';
 import { createNacAdapter } from '../nac';
 import type { NacAdapter } from '../nac/adapter';
-import { createFeishuPlatform, type FeishuPlatform } from '../platforms/feishu/feishu-platform';
+import { createPlatforms } from '../platforms';
+import type { FeishuPlatform } from '../platforms/feishu/feishu-platform';
 import type { PlatformName } from '../domain/types';
 import { startDingTalkStream } from '../ingress/dingtalk-stream';
-import { createDingTalkPlatform } from '../platforms/dingtalk/dingtalk-platform';
 import type { ApprovalPlatform } from '../platforms/platform';
-import { createWeComPlatform } from '../platforms/wecom/wecom-platform';
 import { startDingTalkSimulator, type DingTalkSimulator } from '../simulators/dingtalk/server';
 import { startWeComSimulator, type WeComSimulator } from '../simulators/wecom/server';
 import { startFeishuSimulator, type FeishuSimulator } from '../simulators/feishu/server';
@@ -165,25 +164,16 @@ export async function startStack(
       const nativeConnection = await NativeConnection.connect(connectOpts);
       stops.push(() => nativeConnection.close());
       if (config.temporal.address) await ensureSearchAttributesVia(connectOpts, config.temporal.namespace);
-      stack.platform = createFeishuPlatform(config.feishu, { logger });
-      const platforms: Partial<Record<PlatformName, ApprovalPlatform>> = { feishu: stack.platform };
-      if (config.dingtalk) {
-        const processCodes = config.routes.filter((r) => r.platform === 'dingtalk').map((r) => r.approvalCode);
-        platforms.dingtalk = createDingTalkPlatform(config.dingtalk, { logger, processCodes });
-      }
-      if (config.wecom) platforms.wecom = createWeComPlatform(config.wecom, { logger });
+      const platforms = createPlatforms(config, { logger });
+      stack.platform = platforms.feishu;
       stack.platforms = platforms;
       stack.nac = createNacAdapter(config.nac);
       await stack.nac.verify();
-      await stack.platform.subscribeApprovals(
-        config.routes.filter((r) => r.platform === 'feishu').map((r) => r.approvalCode)
-      );
-      // Forwarded approval codes need Feishu's per-code event subscription too ("*" cannot be subscribed).
-      await stack.platform.subscribeApprovals(
-        config.forwarding.routes
-          .filter((r) => r.platform === 'feishu' && r.approvalCode !== ANY_APPROVAL_CODE)
-          .map((r) => r.approvalCode)
-      );
+      // Every routed Feishu approval code needs its event subscription, forwarded ones too ("*" cannot be subscribed).
+      const feishuCodes = [...config.routes, ...config.forwarding.routes]
+        .filter((r) => r.platform === 'feishu' && r.approvalCode !== ANY_APPROVAL_CODE)
+        .map((r) => r.approvalCode);
+      await platforms.feishu.subscribeApprovals([...new Set(feishuCodes)]);
       // Reconcile activities start workflows and read histories: they need a client connection of their own.
       const activityConnection = await Connection.connect(connectOpts);
       stops.push(() => activityConnection.close());

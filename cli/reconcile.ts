@@ -1,11 +1,7 @@
 import { timingFor } from '../ingress/event-processor';
 import { parseDurationMs } from '../domain/duration';
 import { createNacAdapter } from '../nac';
-import type { PlatformName } from '../domain/types';
-import { createDingTalkPlatform } from '../platforms/dingtalk/dingtalk-platform';
-import { createFeishuPlatform } from '../platforms/feishu/feishu-platform';
-import type { ApprovalPlatform } from '../platforms/platform';
-import { createWeComPlatform } from '../platforms/wecom/wecom-platform';
+import { createPlatforms } from '../platforms';
 import { reconcileMissedApprovals, reconcileWhitelist } from '../reconcile/reconciler';
 import { RECONCILE_SCHEDULE_ID } from '../reconcile/schedule';
 import { configOrExit, connectClient } from './common';
@@ -32,16 +28,10 @@ export async function runReconcile(opts: { since: string; fix?: boolean; trigger
       return;
     }
     const nac = createNacAdapter(config.nac);
-    const platforms: Partial<Record<PlatformName, ApprovalPlatform>> = { feishu: createFeishuPlatform(config.feishu) };
-    if (config.dingtalk) {
-      const processCodes = config.routes.filter((r) => r.platform === 'dingtalk').map((r) => r.approvalCode);
-      platforms.dingtalk = createDingTalkPlatform(config.dingtalk, { processCodes });
-    }
-    if (config.wecom) platforms.wecom = createWeComPlatform(config.wecom);
     const deps = {
       client,
       routes: config.routes,
-      platforms,
+      platforms: createPlatforms(config),
       nac,
       timing: timingFor(config),
       progress: (line: string) => process.stderr.write(`… ${line}\n`),
