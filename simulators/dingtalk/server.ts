@@ -21,7 +21,7 @@ import {
   type SimCtx,
   type SimFaults,
   type SimReply,
-} from './sim-kit';
+} from '../shared/sim-kit';
 
 /**
  * DingTalk simulator: the API subset ApprovalPlus calls, with DingTalk's envelopes (v1.0: HTTP status + `{code,

@@ -11,6 +11,19 @@ import {
   urlVerification,
   type FeishuEventBody,
 } from './event-signer';
+import {
+  parseFaults,
+  parseJsonObject,
+  RateWindow,
+  readBody,
+  sendJson,
+  SimInputError,
+  sleep,
+  str,
+  takeFailPath,
+  type FailPathFault as KitFailPathFault,
+  type SimFaults as KitSimFaults,
+} from '../shared/sim-kit';
 
 /**
  * Feishu simulator: the Open API subset ApprovalPlus calls (same paths, `{code,msg,data}` envelopes, HTTP
@@ -94,23 +107,9 @@ export interface DeliveryRecord {
   duration_ms: number;
 }
 
-export interface FailPathFault {
-  pathPrefix: string;
-  status: number;
-  code: number;
-  msg?: string;
-  method?: string;
-  /** Fail this many matching requests, then stop; default: every one. */
-  times?: number;
-}
-
-export interface SimFaults {
-  /** Probability (0–1) that an Open API call fails with HTTP 500. */
-  errorRate?: number;
-  latencyMs?: number;
-  rateLimit?: { perSecond: number };
-  failPaths?: FailPathFault[];
-}
+/** Feishu's error codes are numbers; `errorRate` failures are HTTP 500. */
+export type FailPathFault = KitFailPathFault<number>;
+export type SimFaults = KitSimFaults<number>;
 
 export interface FeishuSimulator {
   url: string;
@@ -200,9 +199,6 @@ class ApiError extends Error {
   }
 }
 
-/** A bad `/_sim` request. */
-class SimInputError extends Error {}
-
 function hexId(bytes: number): string {
   return randomBytes(bytes).toString('hex');
 }
@@ -210,10 +206,6 @@ function hexId(bytes: number): string {
 /** Stable fake ids derived from the open_id, so repeated instances of one requester agree. */
 function derivedId(prefix: string, openId: string, len: number): string {
   return prefix + createHash('sha256').update(openId).digest('hex').slice(0, len);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 // ---- HTTP plumbing --------------------------------------------------------------------------------------------
@@ -253,37 +245,8 @@ function compileRoute(method: string, path: string, handler: Handler, auth: bool
   return { method, pattern: new RegExp(`^${source}$`), keys, handler, auth };
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** The SDK sends `{}` even on GET, so an empty or `{}` body is fine everywhere. */
-function parseJsonBody(raw: Buffer): Record<string, unknown> | undefined {
-  if (raw.length === 0) return {};
-  try {
-    const parsed: unknown = JSON.parse(raw.toString('utf8'));
-    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
-      ? (parsed as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
-  res.end(text);
-}
-
 function ok(data: unknown): Reply {
   return { body: { code: 0, msg: 'success', data } };
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' && v !== '' ? v : undefined;
 }
 
 // ---- the simulator --------------------------------------------------------------------------------------------
@@ -306,7 +269,7 @@ export async function startFeishuSimulator(options: FeishuSimulatorOptions): Pro
   const tokens = new Map<string, number>(); // token → expiresAt
   let currentToken: { token: string; expiresAt: number } | undefined;
   let faults: SimFaults = {};
-  let rateWindow = { second: 0, count: 0 };
+  const rateWindow = new RateWindow();
 
   const queues = new Map<string, PendingEvent[]>();
   const timers = new Set<NodeJS.Timeout>();
@@ -594,59 +557,21 @@ export async function startFeishuSimulator(options: FeishuSimulatorOptions): Pro
   async function applyFaults(method: string, path: string): Promise<void> {
     if (faults.latencyMs) await sleep(faults.latencyMs);
     if (faults.rateLimit) {
-      const second = Math.floor(Date.now() / 1000);
-      if (rateWindow.second !== second) rateWindow = { second, count: 0 };
-      rateWindow.count += 1;
-      if (rateWindow.count > faults.rateLimit.perSecond) {
+      if (rateWindow.exceeded(faults.rateLimit.perSecond)) {
         throw new ApiError(429, 99991400, 'request trigger frequency limit', {
           'x-ogw-ratelimit-limit': String(faults.rateLimit.perSecond),
           'x-ogw-ratelimit-reset': '1',
         });
       }
     }
-    const fail = faults.failPaths?.find(
-      (f) => path.startsWith(f.pathPrefix) && (!f.method || f.method.toUpperCase() === method) && f.times !== 0
-    );
+    const fail = takeFailPath(faults, method, path);
     if (fail) {
-      if (fail.times !== undefined) fail.times -= 1;
       const headers: Record<string, string> = fail.status === 429 ? { 'x-ogw-ratelimit-reset': '1' } : {};
       throw new ApiError(fail.status, fail.code, fail.msg ?? 'simulated failure', headers);
     }
     if (faults.errorRate && Math.random() < faults.errorRate) {
       throw new ApiError(500, 1395001, 'There have been some errors. Please try again later');
     }
-  }
-
-  function parseFaults(body: Record<string, unknown>): SimFaults {
-    const next: SimFaults = {};
-    if (body.errorRate !== undefined) {
-      const rate = Number(body.errorRate);
-      if (!(rate >= 0 && rate <= 1)) throw new SimInputError('errorRate must be between 0 and 1');
-      next.errorRate = rate;
-    }
-    if (body.latencyMs !== undefined) next.latencyMs = Math.max(0, Number(body.latencyMs) || 0);
-    const rl = body.rateLimit as { perSecond?: unknown } | undefined;
-    if (rl !== undefined) {
-      if (!(Number(rl?.perSecond) > 0)) throw new SimInputError('rateLimit.perSecond must be > 0');
-      next.rateLimit = { perSecond: Number(rl.perSecond) };
-    }
-    if (body.failPaths !== undefined) {
-      if (!Array.isArray(body.failPaths)) throw new SimInputError('failPaths must be an array');
-      next.failPaths = body.failPaths.map((f: Record<string, unknown>, i) => {
-        if (typeof f?.pathPrefix !== 'string' || !Number.isInteger(f.status) || !Number.isInteger(f.code)) {
-          throw new SimInputError(`failPaths[${i}] needs pathPrefix, status and code`);
-        }
-        return {
-          pathPrefix: f.pathPrefix,
-          status: f.status as number,
-          code: f.code as number,
-          msg: str(f.msg),
-          method: str(f.method),
-          times: f.times === undefined ? undefined : Number(f.times),
-        };
-      });
-    }
-    return next;
   }
 
   // ---- Open API handlers ----
@@ -902,7 +827,7 @@ export async function startFeishuSimulator(options: FeishuSimulatorOptions): Pro
       'POST',
       '/_sim/faults',
       (ctx) => {
-        faults = parseFaults(ctx.body);
+        faults = parseFaults(ctx.body, { numericCodes: true });
         return { body: faults };
       },
     ],
@@ -973,7 +898,7 @@ export async function startFeishuSimulator(options: FeishuSimulatorOptions): Pro
         sendJson(res, found === 'method' ? 405 : 404, { error: `no route ${method} ${url.pathname}` });
         return;
       }
-      const body = parseJsonBody(raw);
+      const body = parseJsonObject(raw); // the SDK sends `{}` even on GET: an empty body reads as {}
       if (body === undefined) {
         if (isOpenApi) throw new ApiError(400, 9499, 'Bad Request: body is not a JSON object');
         throw new SimInputError('body must be a JSON object');
@@ -1027,7 +952,7 @@ export async function startFeishuSimulator(options: FeishuSimulatorOptions): Pro
       webhookUrl = url;
     },
     setFaults: (f) => {
-      faults = parseFaults(f as Record<string, unknown>);
+      faults = parseFaults(f as Record<string, unknown>, { numericCodes: true });
     },
     clearFaults: () => {
       faults = {};

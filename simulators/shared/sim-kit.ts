@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 
 /**
- * Plumbing shared by the DingTalk and WeCom simulators: a tiny router, JSON bodies, and the platforms' event push
+ * Plumbing shared by the platform simulators: fault injection (all three), and for DingTalk and WeCom a tiny router,
+ * JSON bodies, and the platforms' event push
  * (one ordered queue per approval instance, redelivery on failure after a schedule, a record of every attempt).
  * The protocol itself (envelopes, crypto, what counts as acknowledged) is each simulator's.
  */
@@ -254,26 +255,30 @@ export class PushQueue<T> {
 
 // ---- faults ----------------------------------------------------------------------------------------------------
 
-export interface FailPathFault {
+/** `C`: the platform's error-code type (Feishu's are numbers; DingTalk v1.0 has string codes). */
+export interface FailPathFault<C extends number | string = number | string> {
   pathPrefix: string;
   /** HTTP status of the failure (DingTalk v1.0) — WeCom and DingTalk's legacy API answer 200 with an errcode. */
   status: number;
-  code: number | string;
+  code: C;
   msg?: string;
   method?: string;
   /** Fail this many matching requests, then stop; default: every one. */
   times?: number;
 }
 
-export interface SimFaults {
+export interface SimFaults<C extends number | string = number | string> {
   /** Probability (0–1) that an API call fails with the platform's "system busy". */
   errorRate?: number;
   latencyMs?: number;
   rateLimit?: { perSecond: number };
-  failPaths?: FailPathFault[];
+  failPaths?: FailPathFault<C>[];
 }
 
-export function parseFaults(body: Record<string, unknown>): SimFaults {
+/** The `/_sim/faults` body; with `numericCodes`, a failPath's code must be an integer. */
+export function parseFaults(body: Record<string, unknown>, opts: { numericCodes: true }): SimFaults<number>;
+export function parseFaults(body: Record<string, unknown>, opts?: { numericCodes?: boolean }): SimFaults;
+export function parseFaults(body: Record<string, unknown>, opts: { numericCodes?: boolean } = {}): SimFaults {
   const next: SimFaults = {};
   if (body.errorRate !== undefined) {
     const rate = Number(body.errorRate);
@@ -293,7 +298,8 @@ export function parseFaults(body: Record<string, unknown>): SimFaults {
       if (
         typeof f?.pathPrefix !== 'string' ||
         !Number.isInteger(f.status) ||
-        (typeof code !== 'string' && !Number.isInteger(code))
+        (typeof code !== 'string' && !Number.isInteger(code)) ||
+        (opts.numericCodes && !Number.isInteger(code))
       ) {
         throw new SimInputError(`failPaths[${i}] needs pathPrefix, status and code`);
       }
@@ -326,7 +332,11 @@ export class RateWindow {
 }
 
 /** The first failPath matching this request (its `times` is consumed). */
-export function takeFailPath(faults: SimFaults, method: string, path: string): FailPathFault | undefined {
+export function takeFailPath<C extends number | string>(
+  faults: SimFaults<C>,
+  method: string,
+  path: string
+): FailPathFault<C> | undefined {
   const fail = faults.failPaths?.find(
     (f) => path.startsWith(f.pathPrefix) && (!f.method || f.method.toUpperCase() === method) && f.times !== 0
   );

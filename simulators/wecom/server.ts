@@ -19,7 +19,7 @@ import {
   type SimCtx,
   type SimFaults,
   type SimReply,
-} from '../dingtalk/sim-kit';
+} from '../shared/sim-kit';
 
 /**
  * WeCom (企业微信) simulator: the API subset ApprovalPlus calls (reference dingtalk-wecom.md §5.4, §5.5) with WeCom's
