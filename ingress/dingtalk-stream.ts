@@ -158,7 +158,11 @@ export async function startDingTalkStream(
   const handle = createDingTalkStreamHandler({ processor, logger });
   // Events still being accepted when the stream stops get to finish (and ACK) before the Temporal connection closes.
   const inflight = new Set<Promise<EventAckData>>();
+  let stopped = false;
   const handler: StreamAckHandler = (message) => {
+    // A frame that arrives while stopping is not processed (the Temporal connection is about to close): LATER makes
+    // DingTalk push it again, to whichever replica is still up.
+    if (stopped) return Promise.resolve({ status: EventAck.LATER, message: 'shutting down' } as EventAckData);
     const p = handle(message);
     inflight.add(p);
     void p.finally(() => inflight.delete(p)).catch(() => undefined);
@@ -176,7 +180,6 @@ export async function startDingTalkStream(
       logger
     );
   let ws = makeClient();
-  let stopped = false;
   let connecting: Promise<void> | undefined;
   let failures = 0;
   let nextAttemptAt = 0;
