@@ -168,7 +168,7 @@ export async function startStack(
       stack.platform = platforms.feishu;
       stack.platforms = platforms;
       stack.nac = createNacAdapter(config.nac);
-      await stack.nac.verify();
+      for (const warning of await stack.nac.verify()) logger.warn({ nac: config.nac.driver }, warning);
       // Every routed Feishu approval code needs its event subscription, forwarded ones too ("*" cannot be subscribed).
       const feishuCodes = [...config.routes, ...config.forwarding.routes]
         .filter((r) => r.platform === 'feishu' && r.approvalCode !== ANY_APPROVAL_CODE)

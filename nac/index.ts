@@ -1,10 +1,10 @@
 import { type NacConfig } from '../config/config';
 import { type NacAdapter } from './adapter';
-import { ClearPassAdapter } from './clearpass';
-import { IseAdapter } from './ise';
+import { ClearPassAdapter } from './clearpass/adapter';
+import { IseAdapter } from './ise/adapter';
 
-export { ClearPassAdapter } from './clearpass';
-export { IseAdapter } from './ise';
+export { ClearPassAdapter } from './clearpass/adapter';
+export { IseAdapter } from './ise/adapter';
 
 /** The adapter for `NAC_DRIVER`; `sim` is the ISE ERS adapter pointed at the simulator (driver reported as 'sim'). */
 export function createNacAdapter(config: NacConfig): NacAdapter {

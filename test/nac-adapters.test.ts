@@ -8,9 +8,9 @@ import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { IntegrationError } from '../domain/errors';
 import { type GrantTag, type NacAdapter } from '../nac/adapter';
-import { ClearPassAdapter } from '../nac/clearpass';
+import { ClearPassAdapter } from '../nac/clearpass/adapter';
 import { createNacAdapter } from '../nac/index';
-import { IseAdapter } from '../nac/ise';
+import { IseAdapter } from '../nac/ise/adapter';
 import { tagAttributes, tagDescription } from '../nac/tag';
 import { startNacSimulator, type NacSimulator } from '../simulators/nac/server';
 import { type SimEndpoint } from '../simulators/nac/store';
@@ -159,10 +159,10 @@ for (const d of drivers) {
       assert.equal(await nac.lookup(mac), null);
       const res = await nac.ensureWhitelisted(mac, TAG);
       assert.equal(res.action, 'created');
-      assert.deepEqual(res.endpoint.tag, TAG);
+      assert.deepEqual(res.endpoint.tag, { ...TAG, origin: 'created' });
       const seen = await nac.lookup(mac);
       assert.ok(seen);
-      assert.deepEqual(seen.tag, TAG);
+      assert.deepEqual(seen.tag, { ...TAG, origin: 'created' });
       assert.equal(seen.mac, mac);
       assert.equal(seen.id, res.endpoint.id);
       const rec = recordOf(sim, mac)!;
@@ -214,7 +214,7 @@ for (const d of drivers) {
 
       const res = await nac.ensureWhitelisted(mac, TAG);
       assert.equal(res.action, 'updated');
-      assert.deepEqual((await nac.lookup(mac))?.tag, TAG);
+      assert.deepEqual((await nac.lookup(mac))?.tag, { ...TAG, origin: 'existing' });
       assert.equal(sim.store.list().length, 1, 'no second endpoint for the same MAC');
 
       assert.equal(await nac.restore(mac, prior, TAG.grantId), 'restored');
@@ -279,7 +279,7 @@ for (const d of drivers) {
       sim.setFaults({ rules: [{ mac, status: 404, method: readMethod, times: 1 }] });
       const res = await nac.ensureWhitelisted(mac, TAG);
       assert.equal(res.action, 'updated');
-      assert.deepEqual((await nac.lookup(mac))?.tag, TAG);
+      assert.deepEqual((await nac.lookup(mac))?.tag, { ...TAG, origin: 'existing' });
       assert.equal(sim.store.list().length, 1);
       const statuses = sim
         .requests({ mac })
@@ -383,7 +383,7 @@ for (const d of drivers) {
       const found = await nac.listTagged();
       assert.equal(found.length, tagged.length + 1);
       const byMac = new Map(found.map((s) => [s.mac, s]));
-      assert.deepEqual(byMac.get(viaAdapter)?.tag, TAG);
+      assert.deepEqual(byMac.get(viaAdapter)?.tag, { ...TAG, origin: 'created' });
       for (const mac of tagged) assert.equal(byMac.get(mac)?.tag?.grantId, `feishu-${mac}`);
     });
 
@@ -402,7 +402,7 @@ for (const d of drivers) {
         const b = d.make(second);
         try {
           const seen = await b.lookup(mac);
-          assert.deepEqual(seen?.tag, TAG);
+          assert.deepEqual(seen?.tag, { ...TAG, origin: 'created' });
           assert.equal(seen?.id, created.endpoint.id);
           assert.equal((await b.ensureWhitelisted(mac, TAG)).action, 'unchanged');
           const other = await b.ensureWhitelisted(nextMac(), TAG);

@@ -1,14 +1,25 @@
-import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo } from 'node:net';
-import { formatMac } from '../../domain/mac';
-import { CP_STATUSES, EndpointStore, normalizeMac, type CpStatus, type EndpointInput, type SimEndpoint } from './store';
+import type { ApiArea, ApiResult, SimRequest, SimShared, VendorApi } from './api';
+import { createClearPassApi } from './clearpass/api';
+import { createIseApi } from './ise/api';
+import {
+  DEFAULT_NAC_SIM_PROFILE,
+  isNacSimProfileName,
+  nacSimProfile,
+  type NacSimProfile,
+  type NacSimProfileName,
+} from './profiles';
+import { SessionStore, type CoaRecord, type SessionInput, type SimSession } from './sessions';
+import { EndpointStore, normalizeMac, type EndpointInput } from './store';
 
 /**
- * NAC simulator: the Cisco ISE ERS endpoint / endpoint-identity-group API and the Aruba ClearPass endpoint API on
- * one port, over one endpoint store, with faithful paths, envelopes and status codes (see
- * shared/reference/nac.md), state that can survive restarts, and fault injection driven over HTTP (`/_sim/...`,
- * no auth) so tests and other processes can steer it.
+ * NAC simulator: Cisco ISE (ERS endpoints and identity groups, MnT sessions and CoA, the OpenAPI custom-attribute
+ * definitions) and Aruba ClearPass (OAuth, endpoints, session control) on one port, over one endpoint store and one
+ * session directory, with each vendor's paths, envelopes and status codes as its release does them
+ * (`profiles.ts`, `NAC_SIM_PROFILE`). This file is the shared core: the HTTP server, the request log, rate limiting,
+ * fault injection and the `/_sim/...` control API (no auth) that tests and other processes steer it with. The
+ * vendors' APIs live in `ise/` and `clearpass/`.
  */
 
 export interface NacSimulatorOptions {
@@ -28,6 +39,10 @@ export interface NacSimulatorOptions {
   logRequests?: boolean;
   /** ClearPass access-token lifetime in seconds (default 8 h, ClearPass's default). */
   tokenLifetimeSec?: number;
+  /** Version profile (default `ise-3.3`). */
+  profile?: NacSimProfileName;
+  /** ISE ERS CSRF check on (default off, as ISE ships). */
+  iseCsrf?: boolean;
 }
 
 export interface FaultRule {
@@ -37,6 +52,8 @@ export interface FaultRule {
   status?: number;
   /** Only for this HTTP method. */
   method?: string;
+  /** Only for this area of the vendor API (`ers`, `mnt`, `endpoint`, `session`…). */
+  area?: ApiArea;
   /** Commit the write, then hold the response for `hangMs` so the client times out. */
   timeoutAfterCommit?: boolean;
   /** How many times the rule fires (default: unlimited). */
@@ -65,6 +82,8 @@ export interface SimRequestRecord {
   path: string;
   status: number;
   api: 'ise' | 'clearpass' | 'other';
+  /** Which part of the vendor's API (endpoint writes vs. session/CoA calls are counted apart). */
+  area: ApiArea;
   /** 12 lower-case hex digits when the request concerns one MAC. */
   mac?: string;
   write: boolean;
@@ -74,6 +93,7 @@ export interface RequestCounters {
   total: number;
   writes: number;
   byMac: Record<string, { reads: number; writes: number }>;
+  byArea: Partial<Record<ApiArea, number>>;
 }
 
 export interface NacSimulator {
@@ -81,68 +101,70 @@ export interface NacSimulator {
   port: number;
   close(): Promise<void>;
   store: EndpointStore;
+  sessions: SessionStore;
   /** The whitelist group's ISE id. */
   whitelistGroupId: string;
+  profile(): NacSimProfile;
+  setProfile(name: NacSimProfileName, knobs?: { iseCsrf?: boolean }): NacSimProfile;
   setFaults(faults: NacFaults): void;
   clearFaults(): void;
   requests(filter?: { mac?: string }): SimRequestRecord[];
   counters(): RequestCounters;
   clearRequests(): void;
-  /** Invalidate every ClearPass token issued so far (clients must get a 401 and re-authenticate). */
+  /** The device authenticates: opens a live session (learning the endpoint when unknown). */
+  connect(input: SessionInput): SimSession;
+  /** CoA and disconnect requests received (`GET /_sim/coa`). */
+  coa(filter?: { mac?: string }): CoaRecord[];
+  /** Invalidate every ClearPass token and ISE ERS session issued so far (clients must recover). */
   expireTokens(): void;
-}
-
-interface ApiResult {
-  status: number;
-  body?: unknown;
-  /** Pre-rendered non-JSON body (ISE's HTML 401). */
-  html?: string;
-  headers?: Record<string, string>;
 }
 
 interface ActiveRule extends FaultRule {
   remaining: number;
 }
 
-interface Ctx {
-  method: string;
-  path: string;
-  query: URLSearchParams;
-  rawBody: string;
-  json: unknown;
-  headers: IncomingMessage['headers'];
-  base: string;
-}
-
 const MAX_LOG = 10_000;
 const DEFAULT_HANG_MS = 30_000;
-const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-const ERS_PAGE_MAX = 100;
-const CP_LIMIT_MAX = 1000;
 
 export async function startNacSimulator(opts: NacSimulatorOptions): Promise<NacSimulator> {
   const sim = new NacSim(opts);
   return sim.listen();
 }
 
-class NacSim {
+class NacSim implements SimShared {
   readonly store: EndpointStore;
+  readonly sessions: SessionStore;
+  private activeProfile: NacSimProfile;
+  private readonly vendors: VendorApi[];
   private faults: NacFaults = {};
   private rules: ActiveRule[] = [];
   private readonly log: SimRequestRecord[] = [];
   private seq = 0;
   private readonly acceptedAt: number[] = [];
-  private readonly tokens = new Map<string, number>();
   private readonly held = new Set<NodeJS.Timeout>();
   private readonly server: Server;
 
-  constructor(private readonly opts: NacSimulatorOptions) {
-    this.store = new EndpointStore(opts.whitelistGroup, opts.stateFile);
+  constructor(readonly opts: NacSimulatorOptions) {
+    this.activeProfile = nacSimProfile(opts.profile ?? DEFAULT_NAC_SIM_PROFILE, { iseCsrf: opts.iseCsrf });
+    this.store = new EndpointStore(opts.whitelistGroup, opts.stateFile, () => this.activeProfile);
+    this.sessions = new SessionStore(this.store);
+    this.vendors = [createIseApi(this), createClearPassApi(this)];
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         if (!res.headersSent) send(res, { status: 500, body: { error: String(err) } });
       });
     });
+  }
+
+  profile(): NacSimProfile {
+    return this.activeProfile;
+  }
+
+  setProfile(name: NacSimProfileName, knobs: { iseCsrf?: boolean } = {}): NacSimProfile {
+    this.activeProfile = nacSimProfile(name, { iseCsrf: knobs.iseCsrf ?? this.activeProfile.ise.csrf });
+    this.store.profileChanged();
+    for (const v of this.vendors) v.forgetClients();
+    return this.activeProfile;
   }
 
   async listen(): Promise<NacSimulator> {
@@ -153,12 +175,18 @@ class NacSim {
     });
     const port = (this.server.address() as AddressInfo).port;
     const urlHost = host.includes(':') ? `[${host}]` : host;
+    const store = this.store;
     return {
       url: `http://${urlHost}:${port}`,
       port,
       close: () => this.close(),
       store: this.store,
-      whitelistGroupId: this.store.whitelistGroupId,
+      sessions: this.sessions,
+      get whitelistGroupId() {
+        return store.whitelistGroupId;
+      },
+      profile: () => this.activeProfile,
+      setProfile: (name, knobs) => this.setProfile(name, knobs),
       setFaults: (f) => this.setFaults(f),
       clearFaults: () => this.setFaults({}),
       requests: (filter) => this.requests(filter),
@@ -166,8 +194,14 @@ class NacSim {
       clearRequests: () => {
         this.log.length = 0;
       },
-      expireTokens: () => this.tokens.clear(),
+      connect: (input) => this.sessions.connect(input),
+      coa: (filter) => this.sessions.coa(filter),
+      expireTokens: () => this.forgetClients(),
     };
+  }
+
+  private forgetClients(): void {
+    for (const v of this.vendors) v.forgetClients();
   }
 
   private async close(): Promise<void> {
@@ -183,7 +217,7 @@ class NacSim {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://sim');
     const rawBody = await readBody(req);
-    const ctx: Ctx = {
+    const sreq: SimRequest = {
       method: (req.method ?? 'GET').toUpperCase(),
       path: url.pathname,
       query: url.searchParams,
@@ -192,45 +226,55 @@ class NacSim {
       headers: req.headers,
       base: `http://${req.headers.host ?? 'localhost'}`,
     };
-    if (ctx.path.startsWith('/_sim/')) return send(res, this.simRoute(ctx));
+    if (sreq.path.startsWith('/_sim/')) return send(res, this.simRoute(sreq));
 
-    const api = ctx.path.startsWith('/ers/') ? 'ise' : ctx.path.startsWith('/api/') ? 'clearpass' : 'other';
-    const mac = this.macOf(ctx, api);
-    const write = WRITE_METHODS.has(ctx.method) && !(api === 'clearpass' && ctx.path === '/api/oauth');
-    const { result, hold } = await this.process(ctx, api, mac, write);
-    this.record(ctx, api, mac, write, result.status);
+    let vendor: VendorApi | undefined;
+    let area: ApiArea = 'other';
+    for (const v of this.vendors) {
+      const a = v.areaOf(sreq.path);
+      if (a) {
+        vendor = v;
+        area = a;
+        break;
+      }
+    }
+    const mac = vendor?.macOf(sreq, area);
+    const write = vendor?.isWrite(sreq, area) ?? false;
+    const { result, hold } = await this.process(sreq, vendor, area, mac, write);
+    this.record(sreq, vendor, area, mac, write, result.status);
     if (hold) return this.holdThenSend(res, result, hold);
     send(res, result);
   }
 
   /** Gates in the order a real appliance's front end would apply them, then the API itself. */
   private async process(
-    ctx: Ctx,
-    api: SimRequestRecord['api'],
+    req: SimRequest,
+    vendor: VendorApi | undefined,
+    area: ApiArea,
     mac: string | undefined,
     write: boolean
   ): Promise<{ result: ApiResult; hold?: number }> {
-    const limited = this.rateLimit(api);
+    const limited = this.rateLimit(req, vendor, area);
     if (limited) return { result: limited };
     if (this.faults.latencyMs) await sleep(this.faults.latencyMs);
-    if (api === 'other') return { result: { status: 404, body: { error: 'not found' } } };
+    if (!vendor) return { result: { status: 404, body: { error: 'not found' } } };
 
-    const denied = api === 'ise' ? this.iseAuth(ctx) : this.cpAuth(ctx);
+    const denied = vendor.authenticate(req, area);
     if (denied) return { result: denied };
 
-    const rule = this.matchRule(ctx.method, mac, write);
+    const rule = this.matchRule(req.method, area, mac, write);
     if (rule?.status) {
-      const injected = errorFor(api, rule.status, 'Injected fault', ctx.method);
-      return { result: rule.status === 429 ? { ...injected, headers: { 'retry-after': '2' } } : injected };
+      const injected = vendor.error(rule.status, 'Injected fault', req, area);
+      return { result: rule.status === 429 ? withHeader(injected, 'retry-after', '2') : injected };
     }
     if (this.faults.errorRate5xx && Math.random() < this.faults.errorRate5xx) {
-      return { result: errorFor(api, 500, 'Injected server error', ctx.method) };
+      return { result: vendor.error(500, 'Injected server error', req, area) };
     }
     const hangs =
       write &&
       (rule?.timeoutAfterCommit ||
         (!!this.faults.timeoutAfterCommitRate && Math.random() < this.faults.timeoutAfterCommitRate));
-    const result = api === 'ise' ? this.iseRoute(ctx) : this.cpRoute(ctx);
+    const result = await vendor.handle(req, area);
     return { result, hold: hangs ? (this.faults.hangMs ?? DEFAULT_HANG_MS) : undefined };
   }
 
@@ -247,7 +291,7 @@ class NacSim {
     });
   }
 
-  private rateLimit(api: SimRequestRecord['api']): ApiResult | undefined {
+  private rateLimit(req: SimRequest, vendor: VendorApi | undefined, area: ApiArea): ApiResult | undefined {
     const rps = this.faults.rateLimitRps;
     if (!rps) return undefined;
     const now = Date.now();
@@ -257,17 +301,18 @@ class NacSim {
       return undefined;
     }
     const retryAfterSec = Math.max(1, Math.ceil((this.acceptedAt[0]! + 1000 - now) / 1000));
-    const err = errorFor(api === 'clearpass' ? 'clearpass' : 'ise', 429, 'Too many requests', 'rate-limit');
-    return { ...err, headers: { 'retry-after': String(retryAfterSec) } };
+    const err = (vendor ?? this.vendors[0]!).error(429, 'Too many requests', req, area);
+    return withHeader(err, 'retry-after', String(retryAfterSec));
   }
 
-  private matchRule(method: string, mac: string | undefined, write: boolean): ActiveRule | undefined {
+  private matchRule(method: string, area: ApiArea, mac: string | undefined, write: boolean): ActiveRule | undefined {
     if (!mac) return undefined;
     const rule = this.rules.find(
       (r) =>
         r.remaining > 0 &&
         r.mac === mac &&
         (!r.method || r.method.toUpperCase() === method) &&
+        (!r.area || r.area === area) &&
         // A time-out-after-commit rule only concerns writes; reads pass through untouched.
         (r.status !== undefined || (r.timeoutAfterCommit && write))
     );
@@ -276,20 +321,22 @@ class NacSim {
   }
 
   private record(
-    ctx: Ctx,
-    api: SimRequestRecord['api'],
+    req: SimRequest,
+    vendor: VendorApi | undefined,
+    area: ApiArea,
     mac: string | undefined,
     write: boolean,
     status: number
   ): void {
-    const q = ctx.query.toString();
+    const q = req.query.toString();
     const entry: SimRequestRecord = {
       seq: ++this.seq,
       at: new Date().toISOString(),
-      method: ctx.method,
-      path: q ? `${ctx.path}?${q}` : ctx.path,
+      method: req.method,
+      path: q ? `${req.path}?${q}` : req.path,
       status,
-      api,
+      api: vendor?.vendor ?? 'other',
+      area,
       ...(mac ? { mac } : {}),
       write,
     };
@@ -304,9 +351,10 @@ class NacSim {
   }
 
   private counters(): RequestCounters {
-    const c: RequestCounters = { total: this.log.length, writes: 0, byMac: {} };
+    const c: RequestCounters = { total: this.log.length, writes: 0, byMac: {}, byArea: {} };
     for (const r of this.log) {
       if (r.write) c.writes++;
+      c.byArea[r.area] = (c.byArea[r.area] ?? 0) + 1;
       if (!r.mac) continue;
       const m = (c.byMac[r.mac] ??= { reads: 0, writes: 0 });
       if (r.write) m.writes++;
@@ -325,60 +373,90 @@ class NacSim {
     this.acceptedAt.length = 0;
   }
 
-  /** Which MAC a request concerns (for rules and the request log). */
-  private macOf(ctx: Ctx, api: SimRequestRecord['api']): string | undefined {
-    const seg = ctx.path.split('/').filter(Boolean).map(decodeURIComponentSafe);
-    if (api === 'ise') {
-      if (seg[2] !== 'endpoint') return undefined;
-      if (seg[3] === 'name') return normalizeMac(seg[4]);
-      if (seg[3]) return this.store.byId(seg[3])?.mac;
-      const body = (ctx.json as { ERSEndPoint?: { mac?: unknown } } | undefined)?.ERSEndPoint;
-      if (body?.mac) return normalizeMac(body.mac);
-      const macFilter = ctx.query.getAll('filter').find((f) => f.startsWith('mac.EQ.'));
-      return macFilter ? normalizeMac(macFilter.slice(7)) : undefined;
-    }
-    if (api === 'clearpass') {
-      if (seg[1] !== 'endpoint') return undefined;
-      if (seg[2] === 'mac-address') return normalizeMac(seg[3]);
-      if (seg[2]) return /^\d+$/.test(seg[2]) ? this.store.byCpId(Number(seg[2]))?.mac : undefined;
-      return normalizeMac((ctx.json as { mac_address?: unknown } | undefined)?.mac_address);
-    }
-    return undefined;
-  }
-
   // --- /_sim control API -----------------------------------------------------------------------------------------
 
-  private simRoute(ctx: Ctx): ApiResult {
-    const route = `${ctx.method} ${ctx.path.replace(/\/+$/, '')}`;
+  private simRoute(req: SimRequest): ApiResult {
+    const route = `${req.method} ${req.path.replace(/\/+$/, '')}`;
+    const object = (): Record<string, unknown> | undefined =>
+      req.json && typeof req.json === 'object' && !Array.isArray(req.json)
+        ? (req.json as Record<string, unknown>)
+        : undefined;
     switch (route) {
       case 'GET /_sim/faults':
         return { status: 200, body: this.currentFaults() };
-      case 'POST /_sim/faults':
-        if (!ctx.json || typeof ctx.json !== 'object') return { status: 400, body: { error: 'JSON object expected' } };
-        this.setFaults(ctx.json as NacFaults);
+      case 'POST /_sim/faults': {
+        const body = object();
+        if (!body) return { status: 400, body: { error: 'JSON object expected' } };
+        this.setFaults(body as NacFaults);
         return { status: 200, body: this.currentFaults() };
+      }
       case 'DELETE /_sim/faults':
         this.setFaults({});
         return { status: 204 };
+      case 'GET /_sim/profile':
+        return { status: 200, body: this.activeProfile };
+      case 'POST /_sim/profile': {
+        const body = object();
+        const name = body?.profile ?? this.activeProfile.name;
+        if (typeof name !== 'string' || !isNacSimProfileName(name)) {
+          return {
+            status: 400,
+            body: { error: 'profile must be one of ise-2.7, ise-3.3, clearpass-6.11, clearpass-6.12' },
+          };
+        }
+        if (body?.iseCsrf !== undefined && typeof body.iseCsrf !== 'boolean') {
+          return { status: 400, body: { error: 'iseCsrf must be a boolean' } };
+        }
+        return { status: 200, body: this.setProfile(name, { iseCsrf: body?.iseCsrf as boolean | undefined }) };
+      }
       case 'GET /_sim/state':
-        return { status: 200, body: { endpoints: this.store.list(), groups: this.store.listGroups() } };
+        return {
+          status: 200,
+          body: {
+            profile: this.activeProfile.name,
+            endpoints: this.store.list(),
+            groups: this.store.listGroups(),
+            sessions: this.sessions.list(),
+          },
+        };
       case 'POST /_sim/reset':
         this.store.reset();
+        this.sessions.reset();
         this.setFaults({});
         this.log.length = 0;
-        this.tokens.clear();
+        this.forgetClients();
         return { status: 204 };
       case 'POST /_sim/endpoints':
-        return this.simSeed(ctx.json);
+        return this.simSeed(object());
+      case 'GET /_sim/sessions':
+        return { status: 200, body: this.sessions.list() };
+      case 'POST /_sim/sessions': {
+        const body = object();
+        if (!body || !normalizeMac(body.mac)) return { status: 400, body: { error: 'mac (12 hex digits) required' } };
+        const str = (k: string) => (typeof body[k] === 'string' ? (body[k] as string) : undefined);
+        const session = this.sessions.connect({
+          mac: body.mac as string,
+          nasIp: str('nasIp'),
+          endpointIp: str('endpointIp'),
+          server: str('server'),
+          username: str('username'),
+        });
+        return { status: 201, body: session };
+      }
+      case 'GET /_sim/coa':
+        return { status: 200, body: this.sessions.coa({ mac: req.query.get('mac') ?? undefined }) };
+      case 'DELETE /_sim/coa':
+        this.sessions.clearCoa();
+        return { status: 204 };
       case 'GET /_sim/requests': {
-        const mac = ctx.query.get('mac') ?? undefined;
+        const mac = req.query.get('mac') ?? undefined;
         return { status: 200, body: { ...this.counters(), requests: this.requests({ mac }) } };
       }
       case 'DELETE /_sim/requests':
         this.log.length = 0;
         return { status: 204 };
       case 'POST /_sim/expire-tokens':
-        this.tokens.clear();
+        this.forgetClients();
         return { status: 204 };
       default:
         return { status: 404, body: { error: `no such simulator route: ${route}` } };
@@ -393,7 +471,7 @@ class NacSim {
     return { ...this.faults, rules };
   }
 
-  private simSeed(body: unknown): ApiResult {
+  private simSeed(body: Record<string, unknown> | undefined): ApiResult {
     const input = body as (EndpointInput & { group?: string }) | undefined;
     if (!input || !normalizeMac(input.mac)) return { status: 400, body: { error: 'mac (12 hex digits) required' } };
     try {
@@ -402,508 +480,23 @@ class NacSim {
       return { status: 400, body: { error: (err as Error).message } };
     }
   }
-
-  // --- Cisco ISE ERS ---------------------------------------------------------------------------------------------
-
-  private iseAuth(ctx: Ctx): ApiResult | undefined {
-    const expected = 'Basic ' + Buffer.from(`${this.opts.iseUsername}:${this.opts.isePassword}`).toString('base64');
-    if (ctx.headers.authorization === expected) return undefined;
-    return {
-      status: 401,
-      html: '<!doctype html><html lang="en"><head><title>HTTP Status 401 – Unauthorized</title></head><body><h1>HTTP Status 401 – Unauthorized</h1></body></html>',
-      headers: { 'www-authenticate': 'Basic realm="Cisco ISE"' },
-    };
-  }
-
-  private iseRoute(ctx: Ctx): ApiResult {
-    const seg = ctx.path.replace(/\/+$/, '').split('/').filter(Boolean).map(decodeURIComponentSafe);
-    if (seg[0] !== 'ers' || seg[1] !== 'config') return ersError(404, 'Resource not found', ctx.method, 'resource');
-    const resource = seg[2];
-    if (WRITE_METHODS.has(ctx.method) && ctx.method !== 'DELETE' && !/json/i.test(ctx.headers['content-type'] ?? '')) {
-      return ersError(415, 'Unsupported media type', ctx.method, resource ?? 'resource');
-    }
-    if (resource === 'endpointgroup') return this.iseGroups(ctx, seg.slice(3));
-    if (resource === 'endpoint') return this.iseEndpoints(ctx, seg.slice(3));
-    return ersError(404, 'Resource not found', ctx.method, resource ?? 'resource');
-  }
-
-  private iseGroups(ctx: Ctx, rest: string[]): ApiResult {
-    if (ctx.method !== 'GET') return ersError(405, 'Method not allowed', ctx.method, 'endpointgroup');
-    if (rest.length === 0) {
-      const names = ctx.query
-        .getAll('filter')
-        .filter((f) => f.startsWith('name.EQ.'))
-        .map((f) => f.slice(8));
-      const groups = this.store.listGroups().filter((g) => names.every((n) => g.name === n));
-      return ersSearch(
-        ctx,
-        groups.map((g) => ({ id: g.id, name: g.name, description: g.description })),
-        'endpointgroup'
-      );
-    }
-    const group = rest[0] === 'name' ? this.store.groupByName(rest[1] ?? '') : this.store.groupById(rest[0]!);
-    if (!group) return ersError(404, 'Resource not found', 'GET', 'endpointgroup');
-    return {
-      status: 200,
-      body: { EndPointGroup: { ...group, link: ersLink(ctx.base, 'endpointgroup', group.id) } },
-    };
-  }
-
-  private iseEndpoints(ctx: Ctx, rest: string[]): ApiResult {
-    if (rest.length === 0) {
-      if (ctx.method === 'GET') return this.iseSearch(ctx);
-      if (ctx.method === 'POST') return this.iseCreate(ctx);
-      return ersError(405, 'Method not allowed', ctx.method, 'endpoint');
-    }
-    if (rest[0] === 'name') {
-      if (ctx.method !== 'GET') return ersError(405, 'Method not allowed', ctx.method, 'endpoint');
-      const mac = normalizeMac(rest[1]);
-      const ep = mac ? this.store.byMac(mac) : undefined;
-      if (!ep) return ersError(404, 'Resource not found', 'GET-getbyname', 'endpoint');
-      return { status: 200, body: { ERSEndPoint: iseView(ep, ctx.base) } };
-    }
-    const ep = this.store.byId(rest[0]!);
-    if (!ep) return ersError(404, 'Resource not found', ctx.method, 'endpoint');
-    switch (ctx.method) {
-      case 'GET':
-        return { status: 200, body: { ERSEndPoint: iseView(ep, ctx.base) } };
-      case 'PUT':
-        return this.iseUpdate(ctx, ep);
-      case 'DELETE':
-        this.store.delete(ep.id);
-        return { status: 204 };
-      default:
-        return ersError(405, 'Method not allowed', ctx.method, 'endpoint');
-    }
-  }
-
-  private iseSearch(ctx: Ctx): ApiResult {
-    const filters = ctx.query.getAll('filter');
-    let eps = this.store.list();
-    for (const f of filters) {
-      const m = /^(mac|groupId|staticGroupAssignment|profileId)\.EQ\.(.*)$/.exec(f);
-      if (!m) return ersError(400, `Unsupported filter: ${f}`, 'GET-search', 'endpoint');
-      const [, field, value] = m;
-      eps = eps.filter((e) =>
-        field === 'mac'
-          ? e.mac === normalizeMac(value)
-          : String((e as unknown as Record<string, unknown>)[field!]) === value
-      );
-    }
-    eps.sort((a, b) => a.name.localeCompare(b.name));
-    return ersSearch(
-      ctx,
-      eps.map((e) => ({ id: e.id, name: e.name })),
-      'endpoint'
-    );
-  }
-
-  private iseCreate(ctx: Ctx): ApiResult {
-    const body = (ctx.json as { ERSEndPoint?: Record<string, unknown> } | undefined)?.ERSEndPoint;
-    if (!body) return ersError(400, 'Invalid request: ERSEndPoint expected', 'POST-create', 'endpoint');
-    const mac = normalizeMac(body.mac);
-    if (!mac) return ersError(400, `Invalid MAC address: ${String(body.mac)}`, 'POST-create', 'endpoint');
-    if (this.store.byMac(mac)) {
-      return ersError(
-        400,
-        `Unable to create the endpoint. Endpoint "${formatMac(mac, 'colon-upper')}" already exists.`,
-        'POST-create',
-        'endpoint'
-      );
-    }
-    const fields = iseFields(body);
-    if (fields.groupId !== undefined && !this.store.groupById(fields.groupId)) {
-      return ersError(400, `Endpoint identity group ${fields.groupId} does not exist`, 'POST-create', 'endpoint');
-    }
-    const ep = this.store.create({ ...fields, mac });
-    return { status: 201, headers: { location: `${ctx.base}/ers/config/endpoint/${ep.id}` } };
-  }
-
-  private iseUpdate(ctx: Ctx, ep: SimEndpoint): ApiResult {
-    const body = (ctx.json as { ERSEndPoint?: Record<string, unknown> } | undefined)?.ERSEndPoint;
-    if (!body) return ersError(400, 'Invalid request: ERSEndPoint expected', 'PUT-update', 'endpoint');
-    if (body.id !== undefined && body.id !== ep.id) {
-      return ersError(400, 'Resource id in the body does not match the URL', 'PUT-update', 'endpoint');
-    }
-    if (body.mac !== undefined && normalizeMac(body.mac) !== ep.mac) {
-      return ersError(400, 'The MAC address of an endpoint cannot be changed', 'PUT-update', 'endpoint');
-    }
-    const fields = iseFields(body);
-    if (fields.groupId !== undefined && !this.store.groupById(fields.groupId)) {
-      return ersError(400, `Endpoint identity group ${fields.groupId} does not exist`, 'PUT-update', 'endpoint');
-    }
-    const changed = this.store.update(ep.id, fields);
-    const updatedField = changed.map((c) => ({
-      field: c.field,
-      oldValue: typeof c.oldValue === 'string' ? c.oldValue : JSON.stringify(c.oldValue),
-      newValue: typeof c.newValue === 'string' ? c.newValue : JSON.stringify(c.newValue),
-    }));
-    return { status: 200, body: { UpdatedFieldsList: { updatedField } } };
-  }
-
-  // --- Aruba ClearPass -------------------------------------------------------------------------------------------
-
-  private cpAuth(ctx: Ctx): ApiResult | undefined {
-    if (ctx.path === '/api/oauth') return undefined; // the token endpoint authenticates by body
-    const m = /^Bearer (\S+)$/.exec(ctx.headers.authorization ?? '');
-    const expiresAt = m ? this.tokens.get(m[1]!) : undefined;
-    if (expiresAt !== undefined && expiresAt > Date.now()) return undefined;
-    return problem(401, 'Unauthorized', 'Invalid or expired bearer token');
-  }
-
-  private cpRoute(ctx: Ctx): ApiResult {
-    const seg = ctx.path.replace(/\/+$/, '').split('/').filter(Boolean).map(decodeURIComponentSafe);
-    if (seg[1] === 'oauth' && seg.length === 2) {
-      return ctx.method === 'POST' ? this.cpToken(ctx) : problem(405, 'Method Not Allowed', 'Use POST');
-    }
-    if (seg[1] !== 'endpoint') return problem(404, 'Not Found', `No route for ${ctx.path}`);
-    if (seg.length === 2) {
-      if (ctx.method === 'GET') return this.cpList(ctx);
-      if (ctx.method === 'POST') return this.cpCreate(ctx);
-      return problem(405, 'Method Not Allowed', `${ctx.method} not allowed`);
-    }
-    let ep: SimEndpoint | undefined;
-    if (seg[2] === 'mac-address' && seg.length === 4) {
-      const mac = normalizeMac(seg[3]);
-      ep = mac ? this.store.byMac(mac) : undefined;
-    } else if (seg.length === 3 && /^\d+$/.test(seg[2]!)) {
-      ep = this.store.byCpId(Number(seg[2]));
-    } else {
-      return problem(404, 'Not Found', `No route for ${ctx.path}`);
-    }
-    if (!ep) return problem(404, 'Not Found', 'Endpoint not found');
-    switch (ctx.method) {
-      case 'GET':
-        return { status: 200, body: cpView(ep, ctx.base) };
-      case 'PATCH':
-        return this.cpPatch(ctx, ep);
-      case 'PUT':
-        return this.cpReplace(ctx, ep);
-      case 'DELETE':
-        this.store.delete(ep.id);
-        return { status: 204 };
-      default:
-        return problem(405, 'Method Not Allowed', `${ctx.method} not allowed`);
-    }
-  }
-
-  private cpToken(ctx: Ctx): ApiResult {
-    const body = (ctx.json ?? Object.fromEntries(new URLSearchParams(ctx.rawBody))) as Record<string, unknown>;
-    if (body.grant_type !== 'client_credentials') {
-      return problem(400, 'unsupported_grant_type', 'The authorization grant type is not supported');
-    }
-    if (body.client_id !== this.opts.clientId || body.client_secret !== this.opts.clientSecret) {
-      return problem(400, 'invalid_client', 'The client credentials are invalid');
-    }
-    const lifetime = this.opts.tokenLifetimeSec ?? 28_800;
-    const token = randomBytes(20).toString('hex');
-    this.tokens.set(token, Date.now() + lifetime * 1000);
-    return { status: 200, body: { access_token: token, expires_in: lifetime, token_type: 'Bearer', scope: null } };
-  }
-
-  private cpList(ctx: Ctx): ApiResult {
-    let filter: Record<string, unknown> = {};
-    const rawFilter = ctx.query.get('filter');
-    if (rawFilter) {
-      const parsed = parseJsonSafe(rawFilter);
-      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        return problem(422, 'Unprocessable Entity', 'filter must be a JSON object');
-      }
-      filter = parsed as Record<string, unknown>;
-    }
-    const offset = Number(ctx.query.get('offset') ?? 0);
-    const limit = Number(ctx.query.get('limit') ?? 25);
-    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(limit) || limit < 1 || limit > CP_LIMIT_MAX) {
-      return problem(422, 'Unprocessable Entity', `offset must be >= 0 and limit 1..${CP_LIMIT_MAX}`);
-    }
-    const desc = (ctx.query.get('sort') ?? '+id').startsWith('-');
-    const all = this.store
-      .list()
-      .map((e) => cpView(e, ctx.base))
-      .filter((v) => matchesCpFilter(v, filter))
-      .sort((a, b) => (desc ? b.id - a.id : a.id - b.id));
-    const items = all.slice(offset, offset + limit);
-    const page = (o: number) => {
-      const q = new URLSearchParams(ctx.query);
-      q.set('offset', String(o));
-      q.set('limit', String(limit));
-      return { href: `${ctx.base}/api/endpoint?${q.toString()}` };
-    };
-    const links: Record<string, { href: string }> = { self: page(offset), first: page(0) };
-    if (offset + limit < all.length) links.next = page(offset + limit);
-    if (offset > 0) links.prev = page(Math.max(0, offset - limit));
-    return {
-      status: 200,
-      body: {
-        _links: links,
-        _embedded: { items },
-        ...(ctx.query.get('calculate_count') === 'true' ? { count: all.length } : {}),
-      },
-    };
-  }
-
-  private cpCreate(ctx: Ctx): ApiResult {
-    const body = ctx.json as Record<string, unknown> | undefined;
-    const invalid = cpValidate(body, true);
-    if (invalid) return invalid;
-    const mac = normalizeMac(body!.mac_address)!;
-    if (this.store.byMac(mac)) {
-      return problem(422, 'Unprocessable Entity', `Endpoint with MAC address ${mac} already exists`);
-    }
-    const ep = this.store.create({ ...cpFields(body!), mac });
-    return { status: 201, body: cpView(ep, ctx.base) };
-  }
-
-  /** PATCH merges: top-level fields present replace, `attributes` merge key by key (null removes a key). */
-  private cpPatch(ctx: Ctx, ep: SimEndpoint): ApiResult {
-    const body = ctx.json as Record<string, unknown> | undefined;
-    const invalid = cpValidate(body, false);
-    if (invalid) return invalid;
-    if (body!.mac_address !== undefined && normalizeMac(body!.mac_address) !== ep.mac) {
-      return problem(422, 'Unprocessable Entity', 'mac_address cannot be changed');
-    }
-    const fields = cpFields(body!);
-    if (fields.attributes) {
-      const merged: Record<string, unknown> = { ...ep.attributes, ...fields.attributes };
-      for (const [k, v] of Object.entries(merged)) if (v === null) delete merged[k];
-      fields.attributes = merged;
-    }
-    this.store.update(ep.id, fields);
-    return { status: 200, body: cpView(this.store.byId(ep.id)!, ctx.base) };
-  }
-
-  /** PUT replaces: what the body omits goes back to its default (empty description, no attributes). */
-  private cpReplace(ctx: Ctx, ep: SimEndpoint): ApiResult {
-    const body = ctx.json as Record<string, unknown> | undefined;
-    const invalid = cpValidate(body, true);
-    if (invalid) return invalid;
-    if (normalizeMac(body!.mac_address) !== ep.mac) {
-      return problem(422, 'Unprocessable Entity', 'mac_address cannot be changed');
-    }
-    const fields = cpFields(body!);
-    this.store.update(ep.id, {
-      status: fields.status!,
-      description: fields.description ?? '',
-      attributes: fields.attributes ?? {},
-      randomizedMac: fields.randomizedMac ?? false,
-    });
-    return { status: 200, body: cpView(this.store.byId(ep.id)!, ctx.base) };
-  }
-}
-
-// --- ISE views and envelopes -----------------------------------------------------------------------------------
-
-function iseView(ep: SimEndpoint, base: string): Record<string, unknown> {
-  return {
-    id: ep.id,
-    name: ep.name,
-    description: ep.description,
-    mac: formatMac(ep.mac, 'colon-upper'),
-    profileId: ep.profileId,
-    staticProfileAssignment: ep.staticProfileAssignment,
-    staticProfileAssignmentDefined: true,
-    groupId: ep.groupId,
-    staticGroupAssignment: ep.staticGroupAssignment,
-    staticGroupAssignmentDefined: true,
-    portalUser: ep.portalUser,
-    identityStore: ep.identityStore,
-    identityStoreId: ep.identityStoreId,
-    customAttributes: { customAttributes: { ...ep.customAttributes } },
-    link: ersLink(base, 'endpoint', ep.id),
-  };
-}
-
-/** The ERSEndPoint fields a create/update may set. */
-function iseFields(body: Record<string, unknown>): Partial<SimEndpoint> {
-  const out: Partial<SimEndpoint> = {};
-  const str = (k: keyof SimEndpoint) => {
-    if (typeof body[k] === 'string') (out as Record<string, unknown>)[k] = body[k];
-  };
-  const bool = (k: keyof SimEndpoint) => {
-    if (typeof body[k] === 'boolean') (out as Record<string, unknown>)[k] = body[k];
-  };
-  (['description', 'groupId', 'profileId', 'portalUser', 'identityStore', 'identityStoreId'] as const).forEach(str);
-  (['staticGroupAssignment', 'staticProfileAssignment'] as const).forEach(bool);
-  const ca = body.customAttributes as { customAttributes?: unknown } | undefined;
-  if (ca && typeof ca === 'object') {
-    const inner = ca.customAttributes;
-    out.customAttributes = inner && typeof inner === 'object' ? { ...(inner as Record<string, unknown>) } : {};
-  }
-  return out;
-}
-
-function ersLink(base: string, resource: string, id: string): Record<string, string> {
-  return { rel: 'self', href: `${base}/ers/config/${resource}/${id}`, type: 'application/json' };
-}
-
-function ersSearch(
-  ctx: Ctx,
-  resources: Array<{ id: string; name: string; description?: string }>,
-  resource: string
-): ApiResult {
-  const size = Number(ctx.query.get('size') ?? 20);
-  const page = Number(ctx.query.get('page') ?? 1);
-  if (!Number.isInteger(size) || size < 1 || size > ERS_PAGE_MAX || !Number.isInteger(page) || page < 1) {
-    return ersError(400, `Page size must be 1..${ERS_PAGE_MAX} and page >= 1`, 'GET-search', resource);
-  }
-  const start = (page - 1) * size;
-  const slice = resources.slice(start, start + size).map((r) => ({ ...r, link: ersLink(ctx.base, resource, r.id) }));
-  const pageLink = (p: number) => {
-    const q = new URLSearchParams(ctx.query);
-    q.set('size', String(size));
-    q.set('page', String(p));
-    return {
-      rel: p > page ? 'next' : 'previous',
-      href: `${ctx.base}/ers/config/${resource}?${q.toString()}`,
-      type: 'application/json',
-    };
-  };
-  return {
-    status: 200,
-    body: {
-      SearchResult: {
-        total: resources.length,
-        resources: slice,
-        ...(start + size < resources.length ? { nextPage: pageLink(page + 1) } : {}),
-        ...(page > 1 ? { previousPage: pageLink(page - 1) } : {}),
-      },
-    },
-  };
-}
-
-function ersError(status: number, title: string, operation: string, resource: string): ApiResult {
-  return {
-    status,
-    body: {
-      ERSResponse: {
-        operation: `${operation}-${resource}`,
-        messages: [{ title, type: 'ERROR', code: ersCode(status) }],
-        link: { rel: 'related', href: 'https://ise/ers/sdk', type: 'text/html' },
-      },
-    },
-  };
-}
-
-function ersCode(status: number): string {
-  if (status === 404) return 'Resource not found exception';
-  if (status === 429) return 'Too many requests';
-  if (status >= 500) return 'Internal server error';
-  if (status === 415) return 'Unsupported media type';
-  return 'Application resource validation exception';
-}
-
-// --- ClearPass views and envelopes -----------------------------------------------------------------------------
-
-interface CpView {
-  id: number;
-  mac_address: string;
-  description: string;
-  status: CpStatus;
-  attributes: Record<string, unknown>;
-  randomized_mac: boolean;
-  _links: { self: { href: string } };
-}
-
-function cpView(ep: SimEndpoint, base: string): CpView {
-  return {
-    id: ep.cpId,
-    mac_address: ep.mac,
-    description: ep.description,
-    status: ep.status,
-    attributes: { ...ep.attributes },
-    randomized_mac: ep.randomizedMac,
-    _links: { self: { href: `${base}/api/endpoint/${ep.cpId}` } },
-  };
-}
-
-function cpFields(body: Record<string, unknown>): Partial<SimEndpoint> {
-  const out: Partial<SimEndpoint> = {};
-  if (typeof body.status === 'string') out.status = body.status as CpStatus;
-  if (typeof body.description === 'string') out.description = body.description;
-  if (body.attributes && typeof body.attributes === 'object') out.attributes = { ...(body.attributes as object) };
-  if (typeof body.randomized_mac === 'boolean') out.randomizedMac = body.randomized_mac;
-  return out;
-}
-
-function cpValidate(body: Record<string, unknown> | undefined, full: boolean): ApiResult | undefined {
-  const messages: Record<string, string> = {};
-  if (!body || typeof body !== 'object') return problem(422, 'Unprocessable Entity', 'JSON object expected');
-  if ((full || body.mac_address !== undefined) && !normalizeMac(body.mac_address)) {
-    messages.mac_address = 'A valid MAC address is required';
-  }
-  if ((full || body.status !== undefined) && !CP_STATUSES.includes(body.status as CpStatus)) {
-    messages.status = `Status must be one of ${CP_STATUSES.join(', ')}`;
-  }
-  if (body.attributes !== undefined && (typeof body.attributes !== 'object' || Array.isArray(body.attributes))) {
-    messages.attributes = 'Attributes must be an object';
-  }
-  if (!Object.keys(messages).length) return undefined;
-  return {
-    status: 422,
-    body: {
-      ...(problem(422, 'Unprocessable Entity', 'Validation failed').body as object),
-      validation_messages: messages,
-    },
-  };
-}
-
-/** ClearPass JSON filter: `{field: value}`, `{field: {"$eq"|"$ne"|"$contains"|"$in": …}}`, ANDed. */
-function matchesCpFilter(view: CpView, filter: Record<string, unknown>): boolean {
-  return Object.entries(filter).every(([field, cond]) => {
-    const actual = (view as unknown as Record<string, unknown>)[field];
-    if (cond && typeof cond === 'object' && !Array.isArray(cond)) {
-      return Object.entries(cond).every(([op, v]) => {
-        if (op === '$eq') return actual === v;
-        if (op === '$ne') return actual !== v;
-        if (op === '$contains') return typeof actual === 'string' && actual.includes(String(v));
-        if (op === '$in') return Array.isArray(v) && v.includes(actual);
-        return false;
-      });
-    }
-    return actual === cond;
-  });
-}
-
-function problem(status: number, title: string, detail: string): ApiResult {
-  return {
-    status,
-    body: { type: 'http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html', title, status, detail },
-  };
-}
-
-function errorFor(api: SimRequestRecord['api'], status: number, detail: string, operation: string): ApiResult {
-  if (api === 'clearpass') return problem(status, statusTitle(status), detail);
-  return ersError(status, detail, operation, 'endpoint');
-}
-
-function statusTitle(status: number): string {
-  const titles: Record<number, string> = {
-    400: 'Bad Request',
-    401: 'Unauthorized',
-    403: 'Forbidden',
-    404: 'Not Found',
-    409: 'Conflict',
-    422: 'Unprocessable Entity',
-    429: 'Too Many Requests',
-    500: 'Internal Server Error',
-    502: 'Bad Gateway',
-    503: 'Service Unavailable',
-    504: 'Gateway Timeout',
-  };
-  return titles[status] ?? 'Error';
 }
 
 // --- plumbing --------------------------------------------------------------------------------------------------
 
+function withHeader(result: ApiResult, name: string, value: string): ApiResult {
+  return { ...result, headers: { ...result.headers, [name]: value } };
+}
+
 function send(res: ServerResponse, result: ApiResult): void {
   if (res.headersSent || res.destroyed) return;
-  const headers: Record<string, string> = { ...result.headers };
+  const headers: Record<string, string | string[]> = { ...result.headers };
   let payload = '';
-  if (result.html !== undefined) {
-    headers['content-type'] = 'text/html;charset=utf-8';
-    payload = result.html;
+  if (result.raw !== undefined) {
+    headers['content-type'] = result.raw.contentType;
+    payload = result.raw.text;
   } else if (result.body !== undefined) {
-    headers['content-type'] = 'application/json';
+    headers['content-type'] ??= 'application/json';
     payload = JSON.stringify(result.body);
   }
   res.writeHead(result.status, headers);
@@ -925,14 +518,6 @@ function parseJsonSafe(text: string): unknown {
     return JSON.parse(text);
   } catch {
     return undefined;
-  }
-}
-
-function decodeURIComponentSafe(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
   }
 }
 

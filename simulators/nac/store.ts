@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatMac } from '../../domain/mac';
+import type { NacSimProfile } from './profiles';
 
 /**
  * The NAC simulator's endpoint store: one vendor-neutral record per device, seen through the ISE ERS view (groupId,
@@ -51,6 +52,17 @@ export type EndpointInput = Partial<Omit<SimEndpoint, 'id' | 'cpId' | 'mac' | 'c
   mac: string;
 };
 
+/**
+ * ISE's built-in block group: one fixed UUID on every release, named `Blacklist` on 2.x and `Blocked List` later
+ * (demisto/content Cisco ISE README lists "Blacklist" with this id; a DevNet sandbox run of 3.x shows "Blocked List"
+ * with the same id; DISA STIG V-242586 names "Endpoint Identity Group:Blacklist").
+ */
+export const BLOCK_GROUP_ID = 'aa000c30-8bff-11e6-996c-525400b48521';
+
+export function blockGroupName(profile: NacSimProfile): string {
+  return profile.ise.version === '2.7' ? 'Blacklist' : 'Blocked List';
+}
+
 /** ISE's built-in endpoint identity groups (ids as shipped by ISE 2.x/3.x). */
 const DEFAULT_GROUPS: SimGroup[] = [
   {
@@ -72,7 +84,7 @@ const DEFAULT_GROUPS: SimGroup[] = [
     systemDefined: true,
   },
   {
-    id: 'aa000c30-8bff-11e6-996c-525400b48521',
+    id: BLOCK_GROUP_ID,
     name: 'Blocked List',
     description: 'Blocked List Identity Group',
     systemDefined: true,
@@ -112,10 +124,21 @@ export class EndpointStore {
 
   constructor(
     private readonly whitelistGroup: string,
-    private readonly stateFile?: string
+    private readonly stateFile?: string,
+    private readonly profile?: () => NacSimProfile
   ) {
     this.resetGroups();
     if (stateFile) this.load(stateFile);
+    this.profileChanged();
+  }
+
+  /** The release changed: built-in groups take that release's names. */
+  profileChanged(): void {
+    const block = this.groupById(BLOCK_GROUP_ID);
+    if (block && this.profile) {
+      block.name = blockGroupName(this.profile());
+      block.description = `${block.name} Identity Group`;
+    }
   }
 
   // --- groups ---
@@ -225,6 +248,7 @@ export class EndpointStore {
   reset(): void {
     this.endpoints.clear();
     this.resetGroups();
+    this.profileChanged();
     this.nextCpId = 3001;
     this.persist();
   }

@@ -1,8 +1,15 @@
-import { IntegrationError } from '../domain/errors';
-import { type EndpointSnapshot, type EnsureResult, type GrantTag, type NacAdapter } from './adapter';
-import { blockedError } from './blocked';
-import { NacHttpClient, type NacHttpOptions, type NacRequest, type NacResponse } from './http';
-import { jsonEqual, parseTagAttributes, parseTagDescription, sameTag, tagAttributes, tagDescription } from './tag';
+import { IntegrationError } from '../../domain/errors';
+import {
+  type CoaResult,
+  type CreateResult,
+  type EndpointSnapshot,
+  type EnsureResult,
+  type GrantTag,
+  type NacAdapter,
+} from '../adapter';
+import { blockedError } from '../blocked';
+import { NacHttpClient, type NacHttpOptions, type NacRequest, type NacResponse } from '../http';
+import { jsonEqual, parseTagAttributes, parseTagDescription, sameTag, tagAttributes, tagDescription } from '../tag';
 
 /**
  * Aruba ClearPass Policy Manager endpoint adapter (`/api/endpoint`, OAuth2 client credentials). Whitelisting =
@@ -48,11 +55,12 @@ export class ClearPassAdapter implements NacAdapter {
     this.clientSecret = opts.clientSecret;
   }
 
-  async verify(): Promise<void> {
+  async verify(): Promise<string[]> {
     // A token proves the client credentials; a one-item list proves the endpoint privilege.
     const req = { method: 'GET', path: '/api/endpoint?limit=1', what: 'list endpoints' } as const;
     const res = await this.send(req);
     if (res.status !== 200) throw this.http.errorFromResponse(req, res);
+    return [];
   }
 
   async lookup(mac: string): Promise<EndpointSnapshot | null> {
@@ -63,8 +71,22 @@ export class ClearPassAdapter implements NacAdapter {
     return snapshot(mac, readEndpoint(res, req.what));
   }
 
-  async ensureWhitelisted(mac: string, tag: GrantTag): Promise<EnsureResult> {
-    const current = await this.lookup(mac);
+  async createWhitelisted(mac: string, tag: GrantTag): Promise<CreateResult> {
+    const created = await this.create(mac, tag);
+    if (!(created instanceof IntegrationError)) return { action: 'created', endpoint: created };
+    const existing = await this.lookup(mac);
+    if (!existing) throw created;
+    // Our own tag can only come from this grant's earlier create (a retry after it committed).
+    if (existing.tag?.grantId === tag.grantId) return { action: 'created', endpoint: existing };
+    return { action: 'exists', endpoint: existing };
+  }
+
+  async changeOfAuthorization(): Promise<CoaResult> {
+    return { outcome: 'no-session' };
+  }
+
+  async ensureWhitelisted(mac: string, tag: GrantTag, known?: EndpointSnapshot): Promise<EnsureResult> {
+    const current = known ?? (await this.lookup(mac));
     if (current) return this.tagExisting(mac, current, tag);
     const created = await this.create(mac, tag);
     if (!(created instanceof IntegrationError)) return { action: 'created', endpoint: created };
@@ -182,10 +204,11 @@ export class ClearPassAdapter implements NacAdapter {
       return { action: 'unchanged', endpoint: current };
     }
     if (current.group === 'Disabled') throw blockedError(this.driver, mac, 'is Disabled');
+    const origin = current.tag?.grantId === tag.grantId ? (current.tag.origin ?? 'existing') : 'existing';
     const patch = {
       status: WHITELISTED_STATUS,
-      description: tagDescription(tag),
-      attributes: { ...attributesOf(current.vendor), ...tagAttributes(tag, ' ') },
+      description: tagDescription({ ...tag, origin }),
+      attributes: { ...attributesOf(current.vendor), ...tagAttributes({ ...tag, origin }, ' ') },
     };
     const req = {
       method: 'PATCH',
@@ -204,8 +227,8 @@ export class ClearPassAdapter implements NacAdapter {
     const body = {
       mac_address: mac,
       status: WHITELISTED_STATUS,
-      description: tagDescription(tag),
-      attributes: tagAttributes(tag, ' '),
+      description: tagDescription({ ...tag, origin: 'created' }),
+      attributes: tagAttributes({ ...tag, origin: 'created' }, ' '),
     };
     const req = { method: 'POST', path: '/api/endpoint', json: body, what: `create endpoint ${mac}` } as const;
     const res = await this.send(req);

@@ -1,9 +1,17 @@
-import { formatMac } from '../domain/mac';
-import { IntegrationError } from '../domain/errors';
-import { type EndpointSnapshot, type EnsureResult, type GrantTag, type NacAdapter, type NacDriver } from './adapter';
-import { blockedError } from './blocked';
-import { NacHttpClient, headerValue, type NacHttpOptions, type NacRequest, type NacResponse } from './http';
-import { jsonEqual, parseTagAttributes, parseTagDescription, sameTag, tagAttributes, tagDescription } from './tag';
+import { formatMac } from '../../domain/mac';
+import { IntegrationError } from '../../domain/errors';
+import {
+  type CoaResult,
+  type CreateResult,
+  type EndpointSnapshot,
+  type EnsureResult,
+  type GrantTag,
+  type NacAdapter,
+  type NacDriver,
+} from '../adapter';
+import { blockedError } from '../blocked';
+import { NacHttpClient, headerValue, type NacHttpOptions, type NacRequest, type NacResponse } from '../http';
+import { jsonEqual, parseTagAttributes, parseTagDescription, sameTag, tagAttributes, tagDescription } from '../tag';
 
 /**
  * Cisco ISE ERS adapter (`/ers/config/endpoint`, identity groups). Whitelisting = the endpoint sits in the configured
@@ -53,8 +61,9 @@ export class IseAdapter implements NacAdapter {
     this.groupName = opts.group;
   }
 
-  async verify(): Promise<void> {
+  async verify(): Promise<string[]> {
     await this.whitelistGroupId();
+    return [];
   }
 
   async lookup(mac: string): Promise<EndpointSnapshot | null> {
@@ -69,9 +78,24 @@ export class IseAdapter implements NacAdapter {
     return this.snapshot(mac, readEndpoint(res, this.driver, req.what));
   }
 
-  async ensureWhitelisted(mac: string, tag: GrantTag): Promise<EnsureResult> {
+  async createWhitelisted(mac: string, tag: GrantTag): Promise<CreateResult> {
     const groupId = await this.whitelistGroupId();
-    const current = await this.lookup(mac);
+    const created = await this.create(mac, tag, groupId);
+    if (!(created instanceof IntegrationError)) return { action: 'created', endpoint: created };
+    const existing = await this.lookup(mac);
+    if (!existing) throw created;
+    // Our own tag can only come from this grant's earlier create (a retry after it committed).
+    if (existing.tag?.grantId === tag.grantId) return { action: 'created', endpoint: existing };
+    return { action: 'exists', endpoint: existing };
+  }
+
+  async changeOfAuthorization(): Promise<CoaResult> {
+    return { outcome: 'no-session' };
+  }
+
+  async ensureWhitelisted(mac: string, tag: GrantTag, known?: EndpointSnapshot): Promise<EnsureResult> {
+    const groupId = await this.whitelistGroupId();
+    const current = known ?? (await this.lookup(mac));
     if (current) return this.tagExisting(mac, current, tag, groupId);
     const created = await this.create(mac, tag, groupId);
     if (!(created instanceof IntegrationError)) return { action: 'created', endpoint: created };
@@ -196,8 +220,13 @@ export class IseAdapter implements NacAdapter {
       mac: formatMac(mac, 'colon-upper'),
       groupId,
       staticGroupAssignment: true,
-      description: tagDescription(tag),
-      customAttributes: { customAttributes: { ...customAttributesOf(current.vendor), ...tagAttributes(tag, '') } },
+      description: tagDescription(withOrigin(tag, current, 'existing')),
+      customAttributes: {
+        customAttributes: {
+          ...customAttributesOf(current.vendor),
+          ...tagAttributes(withOrigin(tag, current, 'existing'), ''),
+        },
+      },
     };
     await this.put(current.id, desired, `whitelist endpoint ${formatMac(mac, 'colon-upper')}`);
     return { action: 'updated', endpoint: this.snapshot(mac, desired) };
@@ -211,8 +240,8 @@ export class IseAdapter implements NacAdapter {
       groupId,
       staticGroupAssignment: true,
       staticProfileAssignment: false,
-      description: tagDescription(tag),
-      customAttributes: { customAttributes: tagAttributes(tag, '') },
+      description: tagDescription({ ...tag, origin: 'created' }),
+      customAttributes: { customAttributes: tagAttributes({ ...tag, origin: 'created' }, '') },
     };
     const req = {
       method: 'POST',
@@ -307,6 +336,12 @@ function readEndpoint(res: NacResponse, system: string, what: string): ErsEndpoi
 
 function malformed(system: string, what: string): IntegrationError {
   return new IntegrationError(`${system} ${what}: unexpected response shape`, 'transient', { system });
+}
+
+/** The tag to write: a re-tag by the same grant keeps the origin it recorded first. */
+function withOrigin(tag: GrantTag, current: EndpointSnapshot, fallback: 'created' | 'existing'): GrantTag {
+  const origin = current.tag?.grantId === tag.grantId ? (current.tag.origin ?? fallback) : fallback;
+  return { ...tag, origin };
 }
 
 function isWhitelistedWith(ep: EndpointSnapshot, tag: GrantTag, groupId: string): boolean {
