@@ -184,6 +184,7 @@ export async function startStack(
         platforms,
         nac: stack.nac,
         nacMaxRps: config.nac.maxRps,
+        nacCoa: config.nac.coa,
         workflowBundlePath: process.env.WORKFLOW_BUNDLE || undefined,
         forwardSubscribers: allSubscribers(config.forwarding.routes),
         reconcile: {

@@ -11,8 +11,9 @@ import {
 } from '../forwarding/config';
 import { buildDingTalkConfig, dingtalkEnvShape, type DingTalkConfig } from '../platforms/dingtalk/config';
 import { buildWeComConfig, wecomEnvShape, type WeComConfig } from '../platforms/wecom/config';
+import { buildNacConfig, nacEnvShape, type NacConfig } from '../nac/config';
 
-export type { DingTalkConfig, WeComConfig };
+export type { DingTalkConfig, NacConfig, WeComConfig };
 
 /**
  * The one place configuration is read. Validated once at start-up: a bad value stops the process with one line
@@ -28,10 +29,6 @@ const SANDBOX_DEFAULTS = {
   FEISHU_APP_SECRET: 'sandbox-app-secret',
   FEISHU_ENCRYPT_KEY: 'sandbox-encrypt-key',
   FEISHU_VERIFICATION_TOKEN: 'sandbox-verification-token',
-  NAC_USERNAME: 'ers-admin',
-  NAC_PASSWORD: 'sandbox-ers-password',
-  NAC_CLIENT_ID: 'approval-plus',
-  NAC_CLIENT_SECRET: 'sandbox-client-secret',
 } as const;
 
 const bool = z
@@ -67,18 +64,7 @@ export const envSchema = z.object({
   /** Who authors the audit comment on the instance; defaults to the requester. */
   FEISHU_COMMENT_USER_ID: optionalNonEmpty,
 
-  NAC_DRIVER: optionalNonEmpty.pipe(z.enum(['ise', 'clearpass', 'sim']).optional()),
-  NAC_BASE_URL: optionalNonEmpty.pipe(url.optional()),
-  NAC_USERNAME: optionalNonEmpty,
-  NAC_PASSWORD: optionalNonEmpty,
-  NAC_CLIENT_ID: optionalNonEmpty,
-  NAC_CLIENT_SECRET: optionalNonEmpty,
-  NAC_ISE_GROUP: z.string().min(1).default('ApprovalPlus-WiFi'),
-  NAC_MAX_RPS: z.coerce.number().positive().max(1000).default(10),
-  NAC_SIM_PORT: port.default(3200),
-  NAC_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
-  NAC_CA_FILE: optionalNonEmpty,
-  NAC_TLS_INSECURE: bool.default(false),
+  ...nacEnvShape,
 
   TEMPORAL_ADDRESS: optionalNonEmpty,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -139,20 +125,6 @@ export interface Route {
   durationField?: string;
 }
 
-export interface NacConfig {
-  driver: 'ise' | 'clearpass' | 'sim';
-  baseUrl: string;
-  username?: string;
-  password?: string;
-  clientId?: string;
-  clientSecret?: string;
-  iseGroup: string;
-  maxRps: number;
-  timeoutMs: number;
-  caFile?: string;
-  tlsInsecure: boolean;
-}
-
 export interface FeishuConfig {
   appId: string;
   appSecret: string;
@@ -211,40 +183,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const pick = <K extends keyof typeof SANDBOX_DEFAULTS>(k: K): string | undefined =>
     e[k] ?? (sandbox ? SANDBOX_DEFAULTS[k] : undefined);
 
-  const driver = e.NAC_DRIVER ?? (sandbox ? 'sim' : undefined);
-  if (!driver) throw new ConfigError('missing NAC_DRIVER: set ise, clearpass or sim');
-  const nacBaseUrl = e.NAC_BASE_URL ?? (driver === 'sim' ? `http://127.0.0.1:${e.NAC_SIM_PORT}` : undefined);
-  if (!nacBaseUrl) throw new ConfigError(`missing NAC_BASE_URL: required for NAC_DRIVER=${driver}`);
-  const nac: NacConfig = {
-    driver,
-    baseUrl: nacBaseUrl,
-    username: pick('NAC_USERNAME'),
-    password: pick('NAC_PASSWORD'),
-    clientId: pick('NAC_CLIENT_ID'),
-    clientSecret: pick('NAC_CLIENT_SECRET'),
-    iseGroup: e.NAC_ISE_GROUP,
-    maxRps: e.NAC_MAX_RPS,
-    timeoutMs: e.NAC_TIMEOUT_MS,
-    caFile: e.NAC_CA_FILE,
-    tlsInsecure: e.NAC_TLS_INSECURE,
-  };
-  if ((driver === 'ise' || driver === 'sim') && (!nac.username || !nac.password)) {
-    throw new ConfigError(
-      `missing ${nac.username ? 'NAC_PASSWORD' : 'NAC_USERNAME'}: required for NAC_DRIVER=${driver}`
-    );
-  }
-  if (driver === 'clearpass' && (!nac.clientId || !nac.clientSecret)) {
-    throw new ConfigError(
-      `missing ${nac.clientId ? 'NAC_CLIENT_SECRET' : 'NAC_CLIENT_ID'}: required for NAC_DRIVER=clearpass`
-    );
-  }
-  if (nac.caFile) {
-    try {
-      readFileSync(nac.caFile);
-    } catch {
-      throw new ConfigError(`invalid NAC_CA_FILE: cannot read ${nac.caFile}`);
-    }
-  }
+  const nac = buildNacConfig(e, {
+    sandbox,
+    fail: (line: string): never => {
+      throw new ConfigError(line);
+    },
+  });
 
   const routesFile = e.APPROVAL_PLUS_CONFIG ?? (sandbox ? SANDBOX_ROUTES_FILE : undefined);
   if (!routesFile) throw new ConfigError('missing APPROVAL_PLUS_CONFIG: path to the routes file (YAML)');
@@ -388,7 +332,14 @@ export function redactedConfig(c: AppConfig): Record<string, unknown> {
     },
     dingtalk: c.dingtalk && { appKey: c.dingtalk.appKey, baseUrl: c.dingtalk.baseUrl, eventMode: c.dingtalk.eventMode },
     wecom: c.wecom && { corpId: c.wecom.corpId, agentId: c.wecom.agentId, baseUrl: c.wecom.baseUrl },
-    nac: { driver: c.nac.driver, baseUrl: c.nac.baseUrl, maxRps: c.nac.maxRps, iseGroup: c.nac.iseGroup },
+    nac: {
+      driver: c.nac.driver,
+      baseUrl: c.nac.baseUrl,
+      maxRps: c.nac.maxRps,
+      iseGroup: c.nac.iseGroup,
+      coa: c.nac.coa,
+      ...(c.nac.driver === 'sim' ? { simProfile: c.nac.simProfile } : {}),
+    },
     temporal: { address: c.temporal.address ?? 'embedded', namespace: c.temporal.namespace },
     adminApi: c.adminToken ? 'on' : 'off',
   };

@@ -468,7 +468,22 @@ describe('clearpass OAuth token handling', () => {
 });
 
 describe('createNacAdapter', () => {
-  const base = { iseGroup: CREDS.whitelistGroup, maxRps: 100, timeoutMs: 5000, tlsInsecure: false };
+  const base = {
+    iseGroup: CREDS.whitelistGroup,
+    maxRps: 100,
+    timeoutMs: 5000,
+    tlsInsecure: false,
+    coa: 'reauth',
+    iseCustomAttributes: 'auto',
+    simProfile: 'ise-3.3',
+    simIseCsrf: false,
+    get iseMntUrl() {
+      return sim.url;
+    },
+    get iseOpenApiUrl() {
+      return sim.url;
+    },
+  } as const;
 
   it('sim: the ISE adapter against the simulator, reported as sim', async () => {
     const nac = createNacAdapter({

@@ -13,7 +13,7 @@ import type { ReconcileDeps } from '../reconcile/reconciler';
 import { createForwardActivities } from '../activities/forward';
 import type { ForwardSubscriber } from '../forwarding/config';
 import type { PlatformName } from '../domain/types';
-import type { NacAdapter } from '../nac/adapter';
+import type { CoaMode, NacAdapter } from '../nac/adapter';
 import type { ApprovalPlatform } from '../platforms/platform';
 import { NAC_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions';
 import type { Logger } from '../app/logger';
@@ -28,6 +28,8 @@ export interface WorkerDeps {
   platforms: Partial<Record<PlatformName, ApprovalPlatform>>;
   nac: NacAdapter;
   nacMaxRps: number;
+  /** NAC_COA: what the CoA activity does to a device's live session after its access changed. */
+  nacCoa: CoaMode;
   /** Reconcile activities (the scheduled `reconcileWorkflow`); they need a Temporal client of their own. */
   reconcile?: Omit<ReconcileDeps, 'progress'>;
   identity?: string;
@@ -87,7 +89,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<{ run(): Promise<
     namespace: deps.namespace,
     taskQueue: NAC_TASK_QUEUE,
     identity,
-    activities: createNacActivities({ nac: deps.nac }),
+    activities: createNacActivities({ nac: deps.nac, coa: deps.nacCoa }),
     maxTaskQueueActivitiesPerSecond: deps.nacMaxRps,
     // Enough in flight to keep the NAC at its rate limit, few enough that none waits long for a token.
     maxConcurrentActivityTaskExecutions: Math.max(4, Math.ceil(deps.nacMaxRps * 2)),
