@@ -36,6 +36,11 @@ export interface NacConfig {
   iseOpenApiUrl: string;
   /** `auto`: write the tag into custom attributes when they are defined; `create`: define them; `off`: never. */
   iseCustomAttributes: 'auto' | 'create' | 'off';
+  /**
+   * ClearPass: the RADIUS CoA enforcement profile(s) a re-authentication applies (`NAC_COA=reauth`), e.g.
+   * `[Cisco - Reauthenticate Session]`; ClearPass's session-action CoA cannot run without one.
+   */
+  clearpassReauthProfiles: string[];
   /** The simulator's version profile (sandbox, tests) and whether its ERS CSRF check is on. */
   simProfile: NacSimProfileName;
   simIseCsrf: boolean;
@@ -47,6 +52,9 @@ export const NAC_SANDBOX_DEFAULTS = {
   NAC_CLIENT_ID: 'approval-plus',
   NAC_CLIENT_SECRET: 'sandbox-client-secret',
 } as const;
+
+/** A RADIUS CoA template ClearPass ships (I: the name as ClearPass lists it; any configured one works the same). */
+const SANDBOX_REAUTH_PROFILE = '[Cisco - Reauthenticate Session]';
 
 const optionalNonEmpty = z
   .string()
@@ -77,6 +85,7 @@ export const nacEnvShape = {
   NAC_ISE_MNT_PASSWORD: optionalNonEmpty,
   NAC_ISE_OPENAPI_URL: optionalNonEmpty.pipe(url.optional()),
   NAC_ISE_CUSTOM_ATTRIBUTES: z.enum(['auto', 'create', 'off']).default('auto'),
+  NAC_CLEARPASS_REAUTH_PROFILE: optionalNonEmpty,
   NAC_SIM_PROFILE: optionalNonEmpty.pipe(
     z
       .string()
@@ -110,6 +119,15 @@ export function buildNacConfig(e: NacEnv, ctx: { sandbox: boolean; fail: (line: 
   if (vendor === 'clearpass' && (!clientId || !clientSecret)) {
     ctx.fail(`missing ${clientId ? 'NAC_CLIENT_SECRET' : 'NAC_CLIENT_ID'}: required for NAC_DRIVER=${driver}`);
   }
+  const reauthProfiles = (e.NAC_CLEARPASS_REAUTH_PROFILE ?? (ctx.sandbox ? SANDBOX_REAUTH_PROFILE : ''))
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  if (vendor === 'clearpass' && e.NAC_COA === 'reauth' && reauthProfiles.length === 0) {
+    ctx.fail(
+      'missing NAC_CLEARPASS_REAUTH_PROFILE: NAC_COA=reauth on ClearPass needs the enforcement profile that re-authenticates a session (e.g. "[Cisco - Reauthenticate Session]"), or set NAC_COA=disconnect'
+    );
+  }
   if (e.NAC_CA_FILE) {
     try {
       readFileSync(e.NAC_CA_FILE);
@@ -136,6 +154,7 @@ export function buildNacConfig(e: NacEnv, ctx: { sandbox: boolean; fail: (line: 
     iseMntPassword: e.NAC_ISE_MNT_PASSWORD ?? password,
     iseOpenApiUrl: e.NAC_ISE_OPENAPI_URL ?? withoutErsPort(baseUrl),
     iseCustomAttributes: e.NAC_ISE_CUSTOM_ATTRIBUTES,
+    clearpassReauthProfiles: reauthProfiles,
     simProfile,
     simIseCsrf: e.NAC_SIM_ISE_CSRF,
   };

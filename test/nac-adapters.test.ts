@@ -477,6 +477,7 @@ describe('createNacAdapter', () => {
     iseCustomAttributes: 'auto',
     simProfile: 'ise-3.3',
     simIseCsrf: false,
+    clearpassReauthProfiles: ['[Cisco - Reauthenticate Session]'] as string[],
     get iseMntUrl() {
       return sim.url;
     },
