@@ -1,41 +1,24 @@
-import { type NacConfig } from '../config/config';
-import { type NacAdapter } from './adapter';
-import { ClearPassAdapter } from './clearpass/adapter';
-import { IseAdapter } from './ise/adapter';
+import type { NacAdapter } from './adapter';
+import type { NacConfig } from './config';
+import { createClearPassAdapter } from './clearpass';
+import { createIseAdapter } from './ise';
 
-export { ClearPassAdapter } from './clearpass/adapter';
-export { IseAdapter } from './ise/adapter';
+export { ClearPassAdapter } from './clearpass';
+export { IseAdapter } from './ise';
 
-/** The adapter for `NAC_DRIVER`; `sim` is the ISE ERS adapter pointed at the simulator (driver reported as 'sim'). */
+/**
+ * The adapter for `NAC_DRIVER`. `sim` is the adapter of the vendor the simulator's profile names (`NAC_SIM_PROFILE`,
+ * ISE by default) pointed at the simulator, and reports its driver as 'sim'.
+ */
 export function createNacAdapter(config: NacConfig): NacAdapter {
-  const http = {
-    baseUrl: config.baseUrl,
-    timeoutMs: config.timeoutMs,
-    maxRps: config.maxRps,
-    caFile: config.caFile,
-    tlsInsecure: config.tlsInsecure,
-  };
   switch (config.driver) {
     case 'ise':
-    case 'sim':
-      return new IseAdapter({
-        ...http,
-        driver: config.driver,
-        username: required(config.username, 'NAC_USERNAME'),
-        password: required(config.password, 'NAC_PASSWORD'),
-        group: config.iseGroup,
-      });
+      return createIseAdapter(config);
     case 'clearpass':
-      return new ClearPassAdapter({
-        ...http,
-        clientId: required(config.clientId, 'NAC_CLIENT_ID'),
-        clientSecret: required(config.clientSecret, 'NAC_CLIENT_SECRET'),
-      });
+      return createClearPassAdapter(config);
+    case 'sim':
+      return config.simProfile.startsWith('clearpass')
+        ? createClearPassAdapter(config, 'sim')
+        : createIseAdapter(config, 'sim');
   }
-}
-
-function required(value: string | undefined, name: string): string {
-  // loadConfig already checks these; this guards hand-built configs (tests, tools).
-  if (!value) throw new Error(`missing ${name}: required for this NAC driver`);
-  return value;
 }
