@@ -113,6 +113,8 @@ export async function startStack(
         clientSecret: config.nac.clientSecret ?? '',
         whitelistGroup: config.nac.iseGroup,
         stateFile: opts.nacSimStateFile,
+        profile: config.nac.simProfile,
+        iseCsrf: config.nac.simIseCsrf,
       });
       stops.push(() => stack.nacSim!.close());
       stack.feishuSim = await startFeishuSimulator({

@@ -44,6 +44,7 @@ export async function runReconcile(opts: { since: string; fix?: boolean; trigger
     for (const o of whitelist.orphans) {
       const why = `grant ${o.grantId} is ${o.grant === 'NOT_FOUND' ? 'unknown to Temporal' : o.grant.toLowerCase()}`;
       if (o.action === 'reported') console.log(`orphan   ${o.mac}  (${why}; --fix restores it)`);
+      else if (o.action === 'needs-review') console.log(`review   ${o.mac}  (${why}; prior state: ${o.prior})`);
       else console.log(`${o.action.padEnd(8)} ${o.mac}  (${why}; prior state: ${o.prior})`);
     }
     console.log(

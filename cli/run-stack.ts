@@ -52,7 +52,9 @@ export async function runStack(parts: Parts): Promise<void> {
   if (stack.dingtalkSim) lines.push(`  DingTalk simulator ${stack.dingtalkSim.url}  (GET /_sim/messages)`);
   if (stack.wecomSim) lines.push(`  WeCom simulator    ${stack.wecomSim.url}  (GET /_sim/messages)`);
   if (stack.nacSim)
-    lines.push(`  NAC simulator      ${stack.nacSim.url}  (ISE /ers/config/endpoint, ClearPass /api/endpoint)`);
+    lines.push(
+      `  NAC simulator      ${stack.nacSim.url}  (profile ${stack.nacSim.profile().name}: ISE ERS + MnT, ClearPass API; GET /_sim/state, /_sim/coa; POST /_sim/sessions)`
+    );
   if (config.sandbox && parts.ingress) {
     lines.push(
       '',

@@ -9,7 +9,7 @@ import type { temporal } from '@temporalio/proto';
 import type { Route } from '../config/config';
 import type { PlatformName } from '../domain/types';
 import { startOptionsFor } from '../ingress/event-processor';
-import type { EndpointSnapshot, NacAdapter } from '../nac/adapter';
+import type { CreateResult, EndpointSnapshot, NacAdapter } from '../nac/adapter';
 import type { ApprovalPlatform } from '../platforms/platform';
 import { workflowIdFor, type AdoptPriorInput } from '../workflows/definitions';
 
@@ -20,8 +20,9 @@ import { workflowIdFor, type AdoptPriorInput } from '../workflows/definitions';
  *  1. Approved instances of routed approval codes with no workflow are started, with the same start options as the
  *     webhook (REJECT_DUPLICATE: exactly once, and a second reconcile starts nothing).
  *  2. Whitelist entries tagged by ApprovalPlus whose grant is not live are reported; with `fix` each is restored to
- *     the state its grant recorded before writing (read back from the grant's history), or removed when that history
- *     is gone.
+ *     the state its grant recorded before writing (read back from the grant's history). When that history is gone,
+ *     an endpoint the grant created is removed; one that existed before the grant is never deleted (its prior state
+ *     is unknown, so it is left as it is and reported for review).
  */
 export interface ReconcileDeps {
   client: Client;
@@ -45,9 +46,12 @@ export interface OrphanEntry {
   grantId: string;
   /** What became of the grant: closed (and how), or never known to this Temporal namespace. */
   grant: WorkflowExecutionStatusName | 'NOT_FOUND';
-  action: 'reported' | 'restored' | 'deleted' | 'skipped' | 'handed-back';
+  action: 'reported' | 'restored' | 'deleted' | 'skipped' | 'handed-back' | 'needs-review';
   /** Where the restored state came from. */
-  prior?: 'grant history' | 'unknown (history gone): removed';
+  prior?:
+    | 'grant history'
+    | 'unknown (history gone): created by the grant, removed'
+    | 'unknown (history gone): existed before the grant, left for review';
 }
 
 export interface WhitelistReport {
@@ -129,9 +133,16 @@ async function fixOrphan(deps: ReconcileDeps, entry: EndpointSnapshot, orphan: O
     prior = await priorFromHistory(deps.client, earlier, entry.mac);
   }
   if (!prior.found) {
-    // History gone (retention): the entry is removed — losing access is safe, keeping unowned access is not.
-    orphan.action = await deps.nac.restore(entry.mac, null, orphan.grantId);
-    orphan.prior = 'unknown (history gone): removed';
+    // History gone (retention). An endpoint the grant created is removed: losing access is safe, keeping unowned
+    // access is not. One that existed before the grant (or a tag too old to say) is never deleted: that would destroy
+    // a device the network team had registered; without its prior state it is left for a person to review.
+    if (entry.tag?.origin === 'created') {
+      orphan.action = await deps.nac.restore(entry.mac, null, orphan.grantId);
+      orphan.prior = 'unknown (history gone): created by the grant, removed';
+    } else {
+      orphan.action = 'needs-review';
+      orphan.prior = 'unknown (history gone): existed before the grant, left for review';
+    }
     return;
   }
   const done = await deps.nac.restore(entry.mac, prior.snapshot, orphan.grantId);
@@ -140,8 +151,9 @@ async function fixOrphan(deps: ReconcileDeps, entry: EndpointSnapshot, orphan: O
 }
 
 /**
- * What a grant recorded as the device's prior state: the result of its first `lookupEndpoint` for that MAC, or the
- * prior a later `adoptPrior` hand-over gave it. `found: false` when the history is not available.
+ * What a grant recorded as the device's prior state: the result of its first `lookupEndpoint` for that MAC (runs of
+ * 0.2 and before), or of its `createWhitelisted` (`created`: nothing before; `exists`: what was there), or the prior
+ * a later `adoptPrior` hand-over gave it. `found: false` when the history is not available.
  */
 export async function priorFromHistory(
   client: Client,
@@ -157,25 +169,27 @@ export async function priorFromHistory(
   }
   const decode = (p: temporal.api.common.v1.IPayload | undefined | null): unknown =>
     p ? defaultPayloadConverter.fromPayload(p as never) : undefined;
-  let lookupScheduled: number | undefined;
+  let lookupScheduled: { eventId: number; type: string } | undefined;
   let found: { found: boolean; snapshot: EndpointSnapshot | null } = { found: false, snapshot: null };
   for (const e of events) {
     const scheduled = e.activityTaskScheduledEventAttributes;
+    const type = scheduled?.activityType?.name;
     if (
       lookupScheduled === undefined &&
-      scheduled?.activityType?.name === 'lookupEndpoint' &&
-      decode(scheduled.input?.payloads?.[0]) === mac
+      (type === 'lookupEndpoint' || type === 'createWhitelisted') &&
+      decode(scheduled?.input?.payloads?.[0]) === mac
     ) {
-      lookupScheduled = Number(e.eventId);
+      lookupScheduled = { eventId: Number(e.eventId), type };
     }
     const completed = e.activityTaskCompletedEventAttributes;
     if (
       completed &&
       lookupScheduled !== undefined &&
-      Number(completed.scheduledEventId) === lookupScheduled &&
+      Number(completed.scheduledEventId) === lookupScheduled.eventId &&
       !found.found
     ) {
-      found = { found: true, snapshot: (decode(completed.result?.payloads?.[0]) as EndpointSnapshot | null) ?? null };
+      const result = decode(completed.result?.payloads?.[0]);
+      found = { found: true, snapshot: priorOf(lookupScheduled.type, result) };
     }
     const signal = e.workflowExecutionSignaledEventAttributes;
     if (signal?.signalName === 'adoptPrior') {
@@ -185,4 +199,13 @@ export async function priorFromHistory(
     }
   }
   return found;
+}
+
+/** The prior state an activity result records: a lookup's snapshot, or what a create-first step found. */
+function priorOf(activityType: string, result: unknown): EndpointSnapshot | null {
+  if (activityType === 'createWhitelisted') {
+    const r = result as CreateResult | undefined;
+    return r?.action === 'exists' ? r.endpoint : null;
+  }
+  return (result as EndpointSnapshot | null) ?? null;
 }

@@ -64,11 +64,18 @@ export type GrantPhase =
 export type MacState =
   'pending' | 'granted' | 'failed' | 'skipped' | 'restored' | 'removed' | 'left-alone' | 'handed-over' | 'invalid';
 
+/** What the Change of Authorization did to the device's live session after its access changed. */
+export type CoaState = 'reauthenticated' | 'disconnected' | 'no-session' | 'not-needed' | 'off' | 'failed';
+
 export interface MacStatus {
   mac: string;
   state: MacState;
   randomised?: boolean;
   detail?: string;
+  /** The latest CoA for this device (after it was whitelisted, or after it was revoked). */
+  coa?: CoaState;
+  /** Why a CoA failed, or where it acted (ISE PSN, NAS address). */
+  coaDetail?: string;
 }
 
 export interface GrantStatus {

@@ -32,6 +32,16 @@ function randomisedLines(ctx: MessageContext): string[] {
   return ctx.randomised.length ? [RANDOMISED_ADVICE, ...ctx.randomised.map((m) => `• ${m}`)] : [];
 }
 
+const RECONNECT_ADVICE =
+  '以下设备已连接但未能立即刷新授权：请断开 Wi‑Fi 后重新连接，新的权限才会生效。' +
+  ' / These devices are connected but their access could not be refreshed: disconnect from the Wi‑Fi and connect again for the change to take effect.';
+
+/** Devices whose Change of Authorization failed after they were whitelisted: the requester reconnects them. */
+function reconnectLines(macs: MacStatus[]): string[] {
+  const failed = macs.filter((m) => m.state === 'granted' && m.coa === 'failed');
+  return failed.length ? [RECONNECT_ADVICE, ...failed.map((m) => `• ${m.mac}`)] : [];
+}
+
 export function grantedMessage(ctx: MessageContext, macs: MacStatus[]): RequesterMessage {
   const granted = macs.filter((m) => m.state === 'granted');
   const partial = ctx.invalid.length > 0;
@@ -42,6 +52,7 @@ export function grantedMessage(ctx: MessageContext, macs: MacStatus[]): Requeste
       `已加入白名单的设备 / devices whitelisted (${granted.length}):`,
       ...granted.map((m) => `• ${m.mac}`),
       expiryLine(ctx),
+      ...reconnectLines(macs),
       ...invalidLines(ctx),
       ...randomisedLines(ctx),
     ],

@@ -98,7 +98,15 @@ function nacProxies(stepTimeoutMs: number) {
     scheduleToCloseTimeout: '24 hours',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
   });
-  return { calls, undoCalls };
+  // Change of Authorization after a good write: retried briefly, then reported (the requester is told to reconnect);
+  // a failed CoA never undoes the grant, and a late one would act on a session that has moved on.
+  const coaCalls = proxyActivities<NacActivities>({
+    taskQueue: NAC_TASK_QUEUE,
+    startToCloseTimeout: stepTimeoutMs,
+    scheduleToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
+  });
+  return { calls, undoCalls, coaCalls };
 }
 
 interface Compensation {
@@ -117,7 +125,7 @@ function reasonOf(err: unknown): string {
 
 export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<NacWhitelistResult> {
   const grantId = workflowInfo().workflowId;
-  const { calls: nacCalls, undoCalls: nacUndoCalls } = nacProxies(input.nacStepTimeoutMs ?? 60_000);
+  const { calls: nacCalls, undoCalls: nacUndoCalls, coaCalls } = nacProxies(input.nacStepTimeoutMs ?? 60_000);
   const status: GrantStatus = { phase: 'fetching', macs: [] };
   let cancelRequest: CancelInput | undefined;
   const compensations: Compensation[] = [];
@@ -172,6 +180,9 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
     }
   );
 
+  const coaFailures = () =>
+    status.macs.filter((m) => m.coa === 'failed').map((m) => `${m.mac} (${m.coaDetail ?? 'failed'})`);
+
   const setPhase = (phase: GrantPhase) => {
     status.phase = phase;
     upsertSearchAttributes([{ key: GrantPhaseKey, value: phase }]);
@@ -188,6 +199,7 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
             .join(', ') || 'none yet'
         }`,
         status.expiresAt ? `**Expires:** ${status.expiresAt}` : '**Expires:** never',
+        coaFailures().length ? `**Change of Authorization failed:** ${coaFailures().join('; ')}` : '',
         status.lastError ? `**Last error:** ${status.lastError}` : '',
         status.revokedReason ? `**Revoked because:** ${status.revokedReason}` : '',
       ]
@@ -223,6 +235,33 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
     }
   };
 
+  /**
+   * Change of Authorization for one device whose access just changed, so it takes effect now rather than at the
+   * device's next re-authentication. Never throws: a failure is recorded on the device and shown in the UI.
+   */
+  const changeOfAuthorization = async (mac: string, display: string, after: 'grant' | 'revoke') => {
+    const entry = status.macs.find((m) => m.mac === display);
+    try {
+      const done = await coaCalls.changeOfAuthorization.executeWithOptions(
+        { summary: `CoA after ${after === 'grant' ? 'whitelisting' : 'revoking'} ${display}` },
+        [mac]
+      );
+      if (entry) {
+        entry.coa = done.outcome;
+        entry.coaDetail = done.where;
+      }
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const reason = reasonOf(err);
+      if (entry) {
+        entry.coa = 'failed';
+        entry.coaDetail = reason;
+      }
+      status.lastError = `Change of Authorization failed for ${display}: ${reason}`;
+      log.warn('change of authorization failed', { error: status.lastError });
+    }
+  };
+
   /** Run every registered compensation, newest first; never throws, never cancelled. */
   const undo = () =>
     CancellationScope.nonCancellable(async () => {
@@ -237,6 +276,10 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
           if (entry && entry.state !== 'failed')
             entry.state = done === 'skipped' ? 'left-alone' : done === 'deleted' ? 'removed' : 'restored';
           if (entry && done === 'skipped') entry.detail = 'changed by someone else since; left as it is';
+          // Added with CoA: the device's live session loses the access now, not at its next re-authentication.
+          if (done !== 'skipped' && patched('change-of-authorization')) {
+            await changeOfAuthorization(c.mac, c.display, 'revoke');
+          }
           // Added after the first release: runs that skipped an undo before it was deployed replay without it.
           if (done === 'skipped' && patched('handover-to-later-grant')) {
             const holder = await handOver(c);
@@ -342,22 +385,47 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
       expiresAt: status.expiresAt,
     };
     let failure: string | undefined;
+    /** Devices that existed on the NAC before this grant: they may have a live session to re-authorise. */
+    const existed: { mac: string; display: string }[] = [];
     for (const [i, m] of request.macs.entries()) {
       if (pendingCancel()) break;
       const entry = status.macs.find((s) => s.mac === m.display)!;
+      const n = `${i + 1}/${request.macs.length}`;
       try {
-        const prior = await nacCalls.lookupEndpoint.executeWithOptions(
-          { summary: `read device ${i + 1}/${request.macs.length}` },
-          [m.mac]
-        );
-        // Registered before the write: a write that commits but never answers is still undone.
-        compensations.unshift({ mac: m.mac, display: m.display, prior });
-        const result = await nacCalls.whitelistEndpoint.executeWithOptions(
-          { summary: `whitelist device ${i + 1}/${request.macs.length}` },
-          [m.mac, tag]
-        );
-        entry.state = 'granted';
-        entry.detail = result.action === 'updated' ? 'existing endpoint moved into the whitelist' : undefined;
+        if (patched('create-first')) {
+          // One request for a device the NAC has never seen. Registered before the write: a create that commits but
+          // never answers is still undone (restore deletes only an endpoint carrying this grant's tag).
+          const compensation: Compensation = { mac: m.mac, display: m.display, prior: null };
+          compensations.unshift(compensation);
+          const first = await nacCalls.createWhitelisted.executeWithOptions({ summary: `whitelist device ${n}` }, [
+            m.mac,
+            tag,
+          ]);
+          if (first.action === 'exists') {
+            // Nothing written yet: what is there is the prior state that undo must put back.
+            compensation.prior = first.endpoint;
+            const result = await nacCalls.whitelistEndpoint.executeWithOptions(
+              { summary: `whitelist existing device ${n}` },
+              [m.mac, tag, first.endpoint]
+            );
+            existed.push({ mac: m.mac, display: m.display });
+            entry.detail = result.action === 'updated' ? 'existing endpoint moved into the whitelist' : undefined;
+          } else {
+            // The NAC had never seen the device, so it has no session there for a CoA to act on.
+            entry.coa = 'not-needed';
+          }
+          entry.state = 'granted';
+        } else {
+          const prior = await nacCalls.lookupEndpoint.executeWithOptions({ summary: `read device ${n}` }, [m.mac]);
+          // Registered before the write: a write that commits but never answers is still undone.
+          compensations.unshift({ mac: m.mac, display: m.display, prior });
+          const result = await nacCalls.whitelistEndpoint.executeWithOptions({ summary: `whitelist device ${n}` }, [
+            m.mac,
+            tag,
+          ]);
+          entry.state = 'granted';
+          entry.detail = result.action === 'updated' ? 'existing endpoint moved into the whitelist' : undefined;
+        }
       } catch (err) {
         if (isCancellation(err)) throw err;
         failure = reasonOf(err);
@@ -382,6 +450,10 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
     if (cancelledWhileGranting) {
       await revoke(cancelledWhileGranting.reason, false);
       return { outcome: 'revoked', macs: status.macs, reason: cancelledWhileGranting.reason };
+    }
+
+    if (existed.length > 0 && patched('change-of-authorization')) {
+      await Promise.all(existed.map((d) => changeOfAuthorization(d.mac, d.display, 'grant')));
     }
 
     setPhase('notifying');
