@@ -104,7 +104,7 @@ function nacProxies(stepTimeoutMs: number) {
     taskQueue: NAC_TASK_QUEUE,
     startToCloseTimeout: stepTimeoutMs,
     scheduleToCloseTimeout: '2 minutes',
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 4 },
   });
   return { calls, undoCalls, coaCalls };
 }

@@ -12,6 +12,7 @@ import {
   type SignedRequest,
 } from '../../simulators/feishu/event-signer';
 import { startFeishuSimulator, type FeishuSimulator } from '../../simulators/feishu/server';
+import { type NacSimProfileName } from '../../simulators/nac/profiles';
 import { startNacSimulator, type NacSimulator, type SimRequestRecord } from '../../simulators/nac/server';
 import { ensureSearchAttributes, freePort, startDevServer, type DevServer } from '../../temporal/dev-server';
 import { NAC_TASK_QUEUE, TASK_QUEUE } from '../../workflows/definitions';
@@ -54,6 +55,8 @@ export interface TopologyOptions {
   ingress?: number;
   /** Extra env for the children (NAC_MAX_RPS, …). */
   childEnv?: Record<string, string>;
+  /** The NAC simulator's version profile; the workers use that vendor's adapter (NAC_DRIVER=sim). */
+  nacProfile?: NacSimProfileName;
   say?: (line: string) => void;
 }
 
@@ -83,6 +86,7 @@ export interface TopologyInfo {
   workers: number;
   ingress: number;
   label?: string;
+  nacProfile: NacSimProfileName;
 }
 
 export class Topology {
@@ -113,6 +117,13 @@ export class Topology {
     this.dbFile = path.join(this.runDir, 'temporal.db');
   }
 
+  get nacProfile(): NacSimProfileName {
+    return this.opts.nacProfile ?? 'ise-3.3';
+  }
+  get nacVendor(): 'ise' | 'clearpass' {
+    return this.nacProfile.startsWith('clearpass') ? 'clearpass' : 'ise';
+  }
+
   get workerCount(): number {
     return this.opts.workers ?? intEnv('BENCH_WORKERS', 1);
   }
@@ -137,6 +148,7 @@ export class Topology {
       workers: this.workerCount,
       ingress: this.ingressCount,
       label: process.env.BENCH_LABEL || undefined,
+      nacProfile: this.nacProfile,
     };
   }
 
@@ -162,6 +174,7 @@ export class Topology {
       clientId: SECRETS.NAC_CLIENT_ID,
       clientSecret: SECRETS.NAC_CLIENT_SECRET,
       whitelistGroup: 'ApprovalPlus-WiFi',
+      profile: this.nacProfile,
     });
     this.feishuSim = await startFeishuSimulator({
       port: 0,
@@ -190,6 +203,7 @@ export class Topology {
       ...SECRETS,
       FEISHU_BASE_URL: this.feishuSim.url,
       NAC_DRIVER: 'sim',
+      NAC_SIM_PROFILE: this.nacProfile,
       NAC_BASE_URL: this.nacSim.url,
       NAC_ISE_GROUP: 'ApprovalPlus-WiFi',
       NAC_MAX_RPS: '200',
@@ -422,9 +436,14 @@ export class Topology {
 
   /**
    * Check the NAC simulator against the MACs that should be whitelisted: missing ones, unexpected endpoints, MACs
-   * created more than once (201 on POST), and endpoints not in the whitelist group.
+   * created more than once (201 on POST), and endpoints not whitelisted (ISE: not in the whitelist group; ClearPass:
+   * status not Known). `preexisting` MACs were seeded before the run (expected, never created). Requests are split
+   * into the endpoint API (ERS, ClearPass endpoints and OAuth, ISE OpenAPI) and sessions/CoA (MnT, session control).
    */
-  nacCheck(expectedMacs: string[]): {
+  nacCheck(
+    expectedMacs: string[],
+    preexisting: string[] = []
+  ): {
     expected: number;
     endpoints: number;
     missing: number;
@@ -432,12 +451,14 @@ export class Topology {
     duplicates: number;
     notInGroup: number;
     requests: number;
+    endpointRequests: number;
+    coaRequests: number;
     writes: number;
     rateLimited: number;
     serverErrors: number;
   } {
     const norm = (m: string) => m.toLowerCase().replace(/[^0-9a-f]/g, '');
-    const want = new Set(expectedMacs.map(norm));
+    const want = new Set([...expectedMacs, ...preexisting].map(norm));
     const eps = this.nacSim.store.list();
     const byMac = new Map<string, number>();
     for (const e of eps) byMac.set(e.mac, (byMac.get(e.mac) ?? 0) + 1);
@@ -447,14 +468,19 @@ export class Topology {
       if (q.write && q.method === 'POST' && q.status === 201 && q.mac)
         creates.set(q.mac, (creates.get(q.mac) ?? 0) + 1);
     const groupId = this.nacSim.whitelistGroupId;
+    const whitelisted = (e: (typeof eps)[number]) =>
+      this.nacVendor === 'clearpass' ? e.status === 'Known' : e.groupId === groupId;
+    const coaArea = (q: SimRequestRecord) => q.area === 'mnt' || q.area === 'session';
     return {
       expected: want.size,
       endpoints: eps.length,
       missing: [...want].filter((m) => !byMac.has(m)).length,
       unexpected: eps.filter((e) => !want.has(e.mac)).length,
       duplicates: [...byMac.values()].filter((n) => n > 1).length + [...creates.values()].filter((n) => n > 1).length,
-      notInGroup: eps.filter((e) => want.has(e.mac) && e.groupId !== groupId).length,
+      notInGroup: eps.filter((e) => want.has(e.mac) && !whitelisted(e)).length,
       requests: reqs.length,
+      endpointRequests: reqs.filter((q) => !coaArea(q)).length,
+      coaRequests: reqs.filter(coaArea).length,
       writes: reqs.filter((q) => q.write).length,
       rateLimited: reqs.filter((q) => q.status === 429).length,
       serverErrors: reqs.filter((q) => q.status >= 500).length,
