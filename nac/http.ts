@@ -21,6 +21,11 @@ export interface NacHttpOptions {
   caFile?: string;
   /** Turn TLS verification off (lab appliances with self-signed certificates). */
   tlsInsecure?: boolean;
+  /**
+   * A rate limiter shared with the adapter's other clients (e.g. ISE ERS, MnT and the OpenAPI on different base URLs
+   * count against one NAC rate); default: one of its own at `maxRps`.
+   */
+  limiter?: TokenBucket;
 }
 
 export interface NacRequest {
@@ -52,7 +57,7 @@ export class NacHttpClient {
     this.system = opts.system;
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.timeoutMs = opts.timeoutMs;
-    this.limiter = new TokenBucket(opts.maxRps);
+    this.limiter = opts.limiter ?? new TokenBucket(opts.maxRps);
     this.agent = new Agent({ connect: tlsOptions(opts) });
   }
 

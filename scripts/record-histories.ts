@@ -42,6 +42,19 @@ const scenarios: Record<string, (t: TestStack) => Promise<string[]>> = {
     await t.client.workflow.getHandle(id).result();
     return [id];
   },
+  /**
+   * 0.3: a connected device the NAC knew (create refused → prior state → whitelist → CoA), a new one (create only),
+   * then cancel: restore, delete, and a CoA after each.
+   */
+  async 'coa-granted-then-cancelled'(t) {
+    t.nacSim!.connect({ mac: '00:1B:44:77:00:04', nasIp: '10.9.0.2' });
+    const id = workflowIdFor('feishu', t.createApproval('00:1B:44:77:00:04 00:1B:44:77:00:05', { duration: '1天' }));
+    await t.waitForPhase(id, ['active']);
+    t.nacSim!.connect({ mac: '00:1B:44:77:00:05', nasIp: '10.9.0.2' });
+    await t.client.workflow.getHandle(id).signal('cancel', { reason: 'recording over' });
+    await t.client.workflow.getHandle(id).result();
+    return [id];
+  },
 };
 
 async function main() {

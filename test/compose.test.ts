@@ -257,10 +257,9 @@ describe('docker-compose.yml (static)', () => {
   });
 
   it('passes every production variable of the app through to the worker and ingress', () => {
-    // Not for containers: the dev server's UI port, the simulators' ports, the sandbox switch and data folder (set
-    // per service), the ingress address (set on the ingress).
-    const notPassed = (n: string) =>
-      /_SIM_PORT$/.test(n) || ['TEMPORAL_UI_PORT', 'DATA_DIR', 'PORT', 'HOST'].includes(n);
+    // Not for containers: the dev server's UI port, the simulators' ports and settings, the sandbox switch and data
+    // folder (set per service), the ingress address (set on the ingress).
+    const notPassed = (n: string) => /_SIM_/.test(n) || ['TEMPORAL_UI_PORT', 'DATA_DIR', 'PORT', 'HOST'].includes(n);
     const worker = Object.keys(services.worker!.environment!);
     const ingress = Object.keys(services.ingress!.environment!);
     for (const name of ENV_VARIABLES.filter((n) => !notPassed(n))) {

@@ -27,18 +27,32 @@ describe('configuration', () => {
     const base = { FEISHU_APP_ID: 'cli_a1b2c3d4e5f6a7b8', FEISHU_APP_SECRET: 's' };
     assert.throws(() => loadConfig(base), { name: 'ConfigError', message: /NAC_DRIVER/ });
     assert.throws(() => loadConfig({ ...base, NAC_DRIVER: 'ise', NAC_BASE_URL: 'https://ise:9060' }), /NAC_USERNAME/);
-    const ok = loadConfig({
+    const clearpass = {
       ...base,
       NAC_DRIVER: 'clearpass',
       NAC_BASE_URL: 'https://cppm.example/',
       NAC_CLIENT_ID: 'id',
       NAC_CLIENT_SECRET: 'secret',
-      APPROVAL_PLUS_CONFIG: routes(
-        'routes:\n  - platform: feishu\n    approval_code: A1\n    automation: nac-whitelist\n    fields: { macs: [MAC, 设备MAC] }\n'
-      ),
+    };
+    // CoA re-authentication on ClearPass applies an enforcement profile: it must be named (or CoA set otherwise).
+    assert.throws(() => loadConfig(clearpass), {
+      message: /^missing NAC_CLEARPASS_REAUTH_PROFILE: .*NAC_COA=disconnect/,
+    });
+    const routesFile = routes(
+      'routes:\n  - platform: feishu\n    approval_code: A1\n    automation: nac-whitelist\n    fields: { macs: [MAC, 设备MAC] }\n'
+    );
+    assert.equal(
+      loadConfig({ ...clearpass, NAC_COA: 'disconnect', APPROVAL_PLUS_CONFIG: routesFile }).nac.coa,
+      'disconnect'
+    );
+    const ok = loadConfig({
+      ...clearpass,
+      NAC_CLEARPASS_REAUTH_PROFILE: '[Cisco - Reauthenticate Session], [Aruba Terminate Session]',
+      APPROVAL_PLUS_CONFIG: routesFile,
     });
     assert.equal(ok.sandbox, false);
     assert.equal(ok.nac.baseUrl, 'https://cppm.example');
+    assert.deepEqual(ok.nac.clearpassReauthProfiles, ['[Cisco - Reauthenticate Session]', '[Aruba Terminate Session]']);
     assert.deepEqual(ok.routes[0]!.macFields, ['MAC', '设备MAC']);
   });
 
@@ -47,6 +61,9 @@ describe('configuration', () => {
     ['max rps', { NAC_MAX_RPS: '-1' }, /^invalid NAC_MAX_RPS/],
     ['driver', { NAC_DRIVER: 'fortinac' }, /^invalid NAC_DRIVER/],
     ['url', { NAC_BASE_URL: 'not a url' }, /^invalid NAC_BASE_URL/],
+    ['coa', { NAC_COA: 'bounce' }, /^invalid NAC_COA/],
+    ['sim profile', { NAC_SIM_PROFILE: 'ise-9.9' }, /^invalid NAC_SIM_PROFILE: must be one of ise-2.7/],
+    ['custom attributes', { NAC_ISE_CUSTOM_ATTRIBUTES: 'yes' }, /^invalid NAC_ISE_CUSTOM_ATTRIBUTES/],
     ['admin token', { ADMIN_TOKEN: 'short' }, /^invalid ADMIN_TOKEN: must be at least 16/],
     ['app id', { FEISHU_APP_ID: 'bad id' }, /^invalid FEISHU_APP_ID/],
     ['routes file', { APPROVAL_PLUS_CONFIG: '/nonexistent/routes.yaml' }, /cannot read/],

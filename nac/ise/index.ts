@@ -15,6 +15,12 @@ export function createIseAdapter(config: NacConfig, driver: 'ise' | 'sim' = 'ise
     username: required(config.username, 'NAC_USERNAME'),
     password: required(config.password, 'NAC_PASSWORD'),
     group: config.iseGroup,
+    mntUrl: config.iseMntUrl,
+    mntUsername: config.iseMntUsername,
+    mntPassword: config.iseMntPassword,
+    openApiUrl: config.iseOpenApiUrl,
+    customAttributes: config.iseCustomAttributes,
+    coa: config.coa,
   });
 }
 
