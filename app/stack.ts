@@ -19,6 +19,7 @@ import { startDingTalkSimulator, type DingTalkSimulator } from '../simulators/di
 import { startWeComSimulator, type WeComSimulator } from '../simulators/wecom/server';
 import { startFeishuSimulator, type FeishuSimulator } from '../simulators/feishu/server';
 import { startNacSimulator, type NacSimulator } from '../simulators/nac/server';
+import { allTagAttributeNames } from '../nac/tag';
 import { ensureSearchAttributes, startDevServer, assertPortFree, type DevServer } from '../temporal/dev-server';
 import { createWorkers, installRuntimeLogger } from '../worker/worker';
 import { ensureReconcileSchedule, RECONCILE_SCHEDULE_ID } from '../reconcile/schedule';
@@ -115,6 +116,8 @@ export async function startStack(
         stateFile: opts.nacSimStateFile,
         profile: config.nac.simProfile,
         iseCsrf: config.nac.simIseCsrf,
+        // The sandbox ISE is one an administrator prepared: the ApprovalPlus custom attributes are defined.
+        iseCustomAttributes: allTagAttributeNames(''),
       });
       stops.push(() => stack.nacSim!.close());
       stack.feishuSim = await startFeishuSimulator({

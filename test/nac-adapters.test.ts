@@ -128,7 +128,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let sim: NacSimulator;
 
 before(async () => {
-  sim = await startNacSimulator({ port: 0, ...CREDS });
+  // ISE keeps only custom attributes defined on the box: the restore fixtures carry `AssetTag`.
+  sim = await startNacSimulator({ port: 0, ...CREDS, iseCustomAttributes: ['AssetTag'] });
 });
 
 after(async () => {

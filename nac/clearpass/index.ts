@@ -4,18 +4,18 @@ import { ClearPassAdapter } from './adapter';
 export { ClearPassAdapter } from './adapter';
 
 /** The Aruba ClearPass adapter for a validated configuration (`driver` 'sim' when pointed at the simulator). */
-export function createClearPassAdapter(
-  config: NacConfig,
-  _driver: 'clearpass' | 'sim' = 'clearpass'
-): ClearPassAdapter {
+export function createClearPassAdapter(config: NacConfig, driver: 'clearpass' | 'sim' = 'clearpass'): ClearPassAdapter {
   return new ClearPassAdapter({
     baseUrl: config.baseUrl,
     timeoutMs: config.timeoutMs,
     maxRps: config.maxRps,
     caFile: config.caFile,
     tlsInsecure: config.tlsInsecure,
+    driver,
     clientId: required(config.clientId, 'NAC_CLIENT_ID'),
     clientSecret: required(config.clientSecret, 'NAC_CLIENT_SECRET'),
+    reauthProfiles: config.clearpassReauthProfiles,
+    coa: config.coa,
   });
 }
 

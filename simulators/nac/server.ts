@@ -4,11 +4,16 @@ import type { ApiArea, ApiResult, SimRequest, SimShared, VendorApi } from './api
 import { createClearPassApi } from './clearpass/api';
 import { createIseApi } from './ise/api';
 import {
+  clearpassKnobsFromBody,
+  clearpassKnobsOf,
   DEFAULT_NAC_SIM_PROFILE,
+  iseKnobsFromBody,
+  iseKnobsOf,
   isNacSimProfileName,
   nacSimProfile,
   type NacSimProfile,
   type NacSimProfileName,
+  type ProfileKnobs,
 } from './profiles';
 import { SessionStore, type CoaRecord, type SessionInput, type SimSession } from './sessions';
 import { EndpointStore, normalizeMac, type EndpointInput } from './store';
@@ -43,6 +48,16 @@ export interface NacSimulatorOptions {
   profile?: NacSimProfileName;
   /** ISE ERS CSRF check on (default off, as ISE ships). */
   iseCsrf?: boolean;
+  /** ISE knobs (`profiles.ts` ProfileKnobs): node role, account role, ERS session idle, custom attributes. */
+  iseNode?: ProfileKnobs['iseNode'];
+  iseAccount?: ProfileKnobs['iseAccount'];
+  iseSessionIdleMs?: number;
+  iseCustomAttributes?: string[];
+  iseUndefinedCustomAttributes?: ProfileKnobs['iseUndefinedCustomAttributes'];
+  /** ClearPass knobs (`profiles.ts` ProfileKnobs): 6.12 PUT requires `profile`, operator privileges, delete marker. */
+  clearpassPutRequiresProfile?: boolean;
+  clearpassPrivileges?: string[];
+  clearpassDeleteMarker?: boolean;
 }
 
 export interface FaultRule {
@@ -54,6 +69,8 @@ export interface FaultRule {
   method?: string;
   /** Only for this area of the vendor API (`ers`, `mnt`, `endpoint`, `session`…). */
   area?: ApiArea;
+  /** The error's detail (ISE: the ERSResponse title, e.g. "Validation Error - …"); default "Injected fault". */
+  detail?: string;
   /** Commit the write, then hold the response for `hangMs` so the client times out. */
   timeoutAfterCommit?: boolean;
   /** How many times the rule fires (default: unlimited). */
@@ -105,7 +122,8 @@ export interface NacSimulator {
   /** The whitelist group's ISE id. */
   whitelistGroupId: string;
   profile(): NacSimProfile;
-  setProfile(name: NacSimProfileName, knobs?: { iseCsrf?: boolean }): NacSimProfile;
+  /** Knobs not given keep their current value. */
+  setProfile(name: NacSimProfileName, knobs?: ProfileKnobs): NacSimProfile;
   setFaults(faults: NacFaults): void;
   clearFaults(): void;
   requests(filter?: { mac?: string }): SimRequestRecord[];
@@ -135,6 +153,10 @@ class NacSim implements SimShared {
   readonly store: EndpointStore;
   readonly sessions: SessionStore;
   private activeProfile: NacSimProfile;
+  /** ClearPass knobs as last set (kept across profile changes; the profile derives from name + knobs). */
+  private clearpassKnobs: ProfileKnobs;
+  /** ISE knobs as last set (kept across profile changes, like the ClearPass ones). */
+  private iseKnobs: ProfileKnobs;
   private readonly vendors: VendorApi[];
   private faults: NacFaults = {};
   private rules: ActiveRule[] = [];
@@ -145,7 +167,12 @@ class NacSim implements SimShared {
   private readonly server: Server;
 
   constructor(readonly opts: NacSimulatorOptions) {
-    this.activeProfile = nacSimProfile(opts.profile ?? DEFAULT_NAC_SIM_PROFILE, { iseCsrf: opts.iseCsrf });
+    this.clearpassKnobs = clearpassKnobsOf(opts);
+    this.iseKnobs = iseKnobsOf(opts);
+    this.activeProfile = nacSimProfile(opts.profile ?? DEFAULT_NAC_SIM_PROFILE, {
+      ...this.iseKnobs,
+      ...this.clearpassKnobs,
+    });
     this.store = new EndpointStore(opts.whitelistGroup, opts.stateFile, () => this.activeProfile);
     this.sessions = new SessionStore(this.store);
     this.vendors = [createIseApi(this), createClearPassApi(this)];
@@ -160,8 +187,13 @@ class NacSim implements SimShared {
     return this.activeProfile;
   }
 
-  setProfile(name: NacSimProfileName, knobs: { iseCsrf?: boolean } = {}): NacSimProfile {
-    this.activeProfile = nacSimProfile(name, { iseCsrf: knobs.iseCsrf ?? this.activeProfile.ise.csrf });
+  setProfile(name: NacSimProfileName, knobs: ProfileKnobs = {}): NacSimProfile {
+    this.clearpassKnobs = { ...this.clearpassKnobs, ...clearpassKnobsOf(knobs) };
+    this.iseKnobs = { ...this.iseKnobs, ...iseKnobsOf(knobs) };
+    this.activeProfile = nacSimProfile(name, {
+      ...this.iseKnobs,
+      ...this.clearpassKnobs,
+    });
     this.store.profileChanged();
     for (const v of this.vendors) v.forgetClients();
     return this.activeProfile;
@@ -264,7 +296,7 @@ class NacSim implements SimShared {
 
     const rule = this.matchRule(req.method, area, mac, write);
     if (rule?.status) {
-      const injected = vendor.error(rule.status, 'Injected fault', req, area);
+      const injected = vendor.error(rule.status, rule.detail ?? 'Injected fault', req, area);
       return { result: rule.status === 429 ? withHeader(injected, 'retry-after', '2') : injected };
     }
     if (this.faults.errorRate5xx && Math.random() < this.faults.errorRate5xx) {
@@ -404,10 +436,11 @@ class NacSim implements SimShared {
             body: { error: 'profile must be one of ise-2.7, ise-3.3, clearpass-6.11, clearpass-6.12' },
           };
         }
-        if (body?.iseCsrf !== undefined && typeof body.iseCsrf !== 'boolean') {
-          return { status: 400, body: { error: 'iseCsrf must be a boolean' } };
-        }
-        return { status: 200, body: this.setProfile(name, { iseCsrf: body?.iseCsrf as boolean | undefined }) };
+        const ise = iseKnobsFromBody(body);
+        if (typeof ise === 'string') return { status: 400, body: { error: ise } };
+        const clearpass = clearpassKnobsFromBody(body);
+        if (typeof clearpass === 'string') return { status: 400, body: { error: clearpass } };
+        return { status: 200, body: this.setProfile(name, { ...ise, ...clearpass }) };
       }
       case 'GET /_sim/state':
         return {

@@ -10,7 +10,8 @@ import { normalizeMac, type EndpointStore } from './store';
  * the Unknown identity group, ClearPass gives it status Unknown), which is why a device the NAC has never seen
  * cannot have a live session. Each session remembers the authorization it got (the endpoint's group and status at
  * that moment): a CoA re-authentication re-evaluates it from the endpoint's current state, a disconnect ends the
- * session. Every CoA request is recorded (`GET /_sim/coa`), including those for a device with no session.
+ * session. Every CoA request the NAC acts on is recorded (`GET /_sim/coa`), and so is one it refused; a by-MAC
+ * session action that matched no session sends no RADIUS message and leaves no record.
  */
 
 export interface SimSession {

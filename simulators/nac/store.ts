@@ -11,6 +11,12 @@ import type { NacSimProfile } from './profiles';
  */
 
 export type CpStatus = 'Known' | 'Unknown' | 'Disabled';
+/** ClearPass `ProfileReplace` (vendor OAS 6.12.7): the three fields a 6.12 PUT carries. */
+export interface CpProfile {
+  device_category: string;
+  device_os_family: string;
+  device_name: string;
+}
 export const CP_STATUSES: readonly CpStatus[] = ['Known', 'Unknown', 'Disabled'];
 
 export interface SimEndpoint {
@@ -32,12 +38,27 @@ export interface SimEndpoint {
   identityStoreId: string;
   /** ISE custom attributes (the inner map of `customAttributes.customAttributes`). */
   customAttributes: Record<string, unknown>;
+  /** ISE-only fields some releases have (`simulators/nac/ise/ers.ts` decides when they are shown). */
+  ise?: IseEndpointExtras;
   status: CpStatus;
   /** ClearPass endpoint attributes. */
   attributes: Record<string, unknown>;
   randomizedMac: boolean;
+  /** ClearPass 6.12 endpoint profile (device category / OS family / name; absent until profiled or PUT). */
+  cpProfile?: CpProfile;
+  /** ClearPass Device Insight tags: a string in the API spec, an array in a captured response (both kept as given). */
+  deviceInsightTags?: string | string[];
   createdAt: string;
   updatedAt: string;
+}
+
+/** ISE 3.3 endpoint fields (ERS endpoint swagger revision table: `*Defined` flags and `mdmAttributes` are 3.3). */
+export interface IseEndpointExtras {
+  staticGroupAssignmentDefined?: boolean;
+  staticProfileAssignmentDefined?: boolean;
+  mdmAttributes?: Record<string, unknown>;
+  /** Whether a client ever wrote `description` (3.3 omits a description never set). */
+  descriptionSet?: boolean;
 }
 
 export interface SimGroup {
@@ -155,6 +176,13 @@ export class EndpointStore {
     return this.groups.find((g) => g.name === name);
   }
 
+  /** Test helper: remove a group (e.g. a box without ISE's block group); `reset()` brings the built-ins back. */
+  deleteGroup(id: string): boolean {
+    const before = this.groups.length;
+    this.groups = this.groups.filter((g) => g.id !== id);
+    return this.groups.length !== before;
+  }
+
   get whitelistGroupId(): string {
     return this.groupByName(this.whitelistGroup)!.id;
   }
@@ -225,6 +253,29 @@ export class EndpointStore {
       this.persist();
     }
     return changed;
+  }
+
+  /** Give an endpoint a new MAC (ClearPass PATCH can change it); the caller has checked the MAC is free. */
+  changeMac(id: string, mac: string): void {
+    const ep = this.endpoints.get(id);
+    if (!ep) throw new Error(`no endpoint ${id}`);
+    if (ep.mac === mac) return;
+    ep.mac = mac;
+    ep.name = formatMac(mac, 'colon-upper');
+    ep.updatedAt = new Date().toISOString();
+    this.persist();
+  }
+
+  /** Set (or, with undefined, remove) an endpoint's ISE-only fields; returns whether they changed. */
+  setIseExtras(id: string, extras: IseEndpointExtras | undefined): boolean {
+    const ep = this.endpoints.get(id);
+    if (!ep) throw new Error(`no endpoint ${id}`);
+    if (JSON.stringify(ep.ise) === JSON.stringify(extras)) return false;
+    if (extras) ep.ise = structuredClone(extras);
+    else delete ep.ise;
+    ep.updatedAt = new Date().toISOString();
+    this.persist();
+    return true;
   }
 
   delete(id: string): boolean {
