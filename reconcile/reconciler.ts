@@ -1,4 +1,5 @@
 import {
+  isGrpcServiceError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   type Client,
@@ -24,6 +25,9 @@ import { workflowIdFor, type AdoptPriorInput } from '../workflows/definitions';
  *     an endpoint the grant created is removed; one that existed before the grant is never deleted (its prior state
  *     is unknown, so it is left as it is and reported for review).
  */
+/** gRPC status NOT_FOUND (a closed run deleted, or aged out of retention). */
+const GRPC_NOT_FOUND = 5;
+
 export interface ReconcileDeps {
   client: Client;
   routes: Route[];
@@ -164,7 +168,9 @@ export async function priorFromHistory(
   try {
     events = (await client.workflow.getHandle(grantId).fetchHistory()).events ?? [];
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return { found: false, snapshot: null };
+    // fetchHistory passes the service's NOT_FOUND through as a gRPC error, not a WorkflowNotFoundError.
+    if (err instanceof WorkflowNotFoundError || (isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND))
+      return { found: false, snapshot: null };
     throw err;
   }
   const decode = (p: temporal.api.common.v1.IPayload | undefined | null): unknown =>

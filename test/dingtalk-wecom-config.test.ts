@@ -29,6 +29,7 @@ const production = {
   NAC_BASE_URL: 'https://cppm.example',
   NAC_CLIENT_ID: 'id',
   NAC_CLIENT_SECRET: 'secret',
+  NAC_CLEARPASS_REAUTH_PROFILE: '[Cisco - Reauthenticate Session]',
 };
 const dingtalkCreds = {
   DINGTALK_APP_KEY: 'dingappkey000001',

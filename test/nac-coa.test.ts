@@ -40,7 +40,8 @@ const CASES: VendorCase[] = [
 ];
 
 let macSeq = 0x10;
-const nextMac = () => `00:1B:44:C0:A${(macSeq >> 4) & 0xf}:${(macSeq++ & 0xff).toString(16).padStart(2, '0')}`;
+const nextMac = () =>
+  `00:1B:44:C0:A${(macSeq >> 4) & 0xf}:${(macSeq++ & 0xff).toString(16).padStart(2, '0').toUpperCase()}`;
 
 for (const c of CASES) {
   describe(`Change of Authorization end to end: ${c.name}`, () => {

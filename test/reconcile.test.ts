@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { RECONCILE_SCHEDULE_ID } from '../reconcile/schedule';
+import { tagAttributes, tagDescription } from '../nac/tag';
 import { workflowIdFor } from '../workflows/definitions';
 import type { ReconcileResult } from '../workflows/reconcile.workflow';
 import { ROOT, startTestStack, until, type TestStack } from './support/harness';
@@ -103,3 +104,106 @@ describe('reconcile (real Temporal dev server)', () => {
     );
   });
 });
+
+/**
+ * Reconcile `--fix` never deletes an endpoint that existed before its grant: with the grant's history it restores the
+ * prior state exactly; without it (retention, or deleted) it leaves the endpoint alone and reports it for review,
+ * while an endpoint the grant created is still removed. Per vendor: ClearPass is where a tag attribute left behind
+ * by a restore made the endpoint look like the grant's own (field notes row 11).
+ */
+for (const vendor of [
+  { driver: 'ise', profile: 'ise-3.3' },
+  { driver: 'clearpass', profile: 'clearpass-6.12' },
+] as const) {
+  describe(`reconcile --fix never deletes a pre-existing endpoint (${vendor.profile})`, () => {
+    let t: TestStack;
+    before(async () => {
+      t = await startTestStack({ env: { NAC_DRIVER: vendor.driver, NAC_SIM_PROFILE: vendor.profile } });
+    });
+    after(async () => {
+      await t?.close();
+    });
+    const cli = (...args: string[]) =>
+      promisify(execFile)(process.execPath, [path.join(ROOT, 'bin', 'approval-plus.mjs'), ...args], {
+        cwd: ROOT,
+        env: { ...process.env, ...t.env },
+      });
+    const record = (mac: string) => {
+      const ep = t.nacSim!.store.byMac(mac.toLowerCase().replace(/[^0-9a-f]/g, ''));
+      if (!ep) return undefined;
+      const { updatedAt: _u, ...rest } = ep;
+      return rest;
+    };
+    /**
+     * An endpoint as a grant leaves it whose history has aged out of retention: tagged, its grant unknown to
+     * Temporal. (The dev server keeps a deleted run's history for a while, so retention is played by a grant id
+     * Temporal never saw.)
+     */
+    const seedOrphan = (mac: string, grantId: string, origin: 'created' | 'existing') => {
+      const tag = { grantId, owner: 'x', approvalCode: '7C468A54-8745-2245-9675-08B7C63E7A85', origin } as const;
+      t.nacSim!.store.seed({
+        mac,
+        status: 'Known',
+        groupId: t.nacSim!.whitelistGroupId,
+        staticGroupAssignment: true,
+        description: tagDescription(tag),
+        ...(vendor.driver === 'clearpass' ? { attributes: tagAttributes(tag, ' ') } : {}),
+      } as never);
+    };
+
+    it('restores from history, and without history deletes only what the grant created', async () => {
+      const known = '00:1B:44:99:00:01'; // whitelisted by hand before any approval
+      const fresh = '00:1B:44:99:00:02';
+      t.nacSim!.store.seed({
+        mac: known,
+        group: 'RegisteredDevices',
+        status: 'Known',
+        description: 'conference phone, asset 7001',
+        customAttributes: { AssetTag: '7001' },
+        attributes: { Owner: 'facilities' },
+      } as never);
+      const before = record(known);
+
+      // Grant 1, then an operator's terminate: its entries stay behind; --fix restores from its history.
+      const first = workflowIdFor('feishu', t.createApproval(`${known} ${fresh}`));
+      await t.waitForPhase(first, ['active']);
+      await t.client.workflow.getHandle(first).terminate('simulating an operator mistake');
+      const fixed = await cli('reconcile', '--since', '1h', '--fix');
+      assert.match(fixed.stdout, /restored .*prior state: grant history/);
+      assert.deepEqual(record(known), before, 'back exactly as it was, no ApprovalPlus attribute left');
+      assert.equal(record(fresh), undefined);
+
+      // Entries whose grant's history is gone: the one the grant created is removed (its tag says so), the one
+      // that existed before is left for review, never deleted.
+      seedOrphan(known, 'feishu-AGED-OUT-1', 'existing');
+      seedOrphan(fresh, 'feishu-AGED-OUT-1', 'created');
+      const blind = await cli('reconcile', '--since', '1h', '--fix');
+      assert.match(
+        blind.stdout,
+        /review\s+\S+\s+\(grant feishu-AGED-OUT-1 is unknown to Temporal; prior state: unknown \(history gone\): existed before the grant, left for review\)/
+      );
+      assert.match(blind.stdout, /deleted\s+\S+\s+\(.*created by the grant, removed\)/);
+      assert.ok(record(known), 'the pre-existing endpoint is still there');
+      assert.equal(record(fresh), undefined, 'the endpoint the grant created is gone');
+    });
+
+    it('a tag left behind by an older release (no origin) and no history: left for review, not deleted', async () => {
+      const mac = '00:1B:44:99:00:03';
+      const tag = 'ApprovalPlus grant=feishu-GONE-1 owner=x code=7C468A54-8745-2245-9675-08B7C63E7A85 expires=never';
+      // What a 0.2 restore could leave on ClearPass: the description put back, the tag attributes not.
+      t.nacSim!.store.seed({
+        mac,
+        status: 'Known',
+        ...(vendor.driver === 'clearpass'
+          ? {
+              description: 'badge reader',
+              attributes: { 'ApprovalPlus Grant': 'feishu-GONE-1', 'ApprovalPlus Owner': 'x', Owner: 'security' },
+            }
+          : { description: tag, groupId: t.nacSim!.whitelistGroupId, staticGroupAssignment: true }),
+      } as never);
+      const out = await cli('reconcile', '--since', '1h', '--fix');
+      assert.match(out.stdout, /review\s+/);
+      assert.ok(record(mac), 'not deleted');
+    });
+  });
+}

@@ -142,6 +142,8 @@ export class EndpointStore {
   private endpoints = new Map<string, SimEndpoint>();
   private groups: SimGroup[] = [];
   private nextCpId = 3001;
+  /** ISE custom attribute names that seeded endpoints carry: defined on the simulated box as if by its admin. */
+  readonly seededCustomAttributes = new Set<string>();
 
   constructor(
     private readonly whitelistGroup: string,
@@ -287,6 +289,8 @@ export class EndpointStore {
   /** Test/operator helper: create or replace the record for a MAC directly. */
   seed(input: EndpointInput & { group?: string }): SimEndpoint {
     const { group, ...rest } = input;
+    // A box where an endpoint carries a custom attribute has that attribute defined (ISE keeps only defined ones).
+    for (const name of Object.keys(rest.customAttributes ?? {})) this.seededCustomAttributes.add(name);
     const groupId = group ? this.groupByName(group)?.id : rest.groupId;
     if (group && !groupId) throw new Error(`unknown group ${group}`);
     const mac = normalizeMac(rest.mac);

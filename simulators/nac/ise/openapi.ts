@@ -34,6 +34,12 @@ export class CustomAttributeDefinitions {
     return this.defined.has(name);
   }
 
+  /** Definitions implied by seeded endpoints (an endpoint can only carry a defined attribute). */
+  private absorbSeeded(): void {
+    for (const name of this.shared.store.seededCustomAttributes)
+      if (!this.defined.has(name)) this.defined.set(name, 'String');
+  }
+
   add(name: string, type: string): boolean {
     this.sync();
     if (this.defined.has(name)) return false;
@@ -49,9 +55,11 @@ export class CustomAttributeDefinitions {
   /** A profile change (`/_sim/profile`, setProfile) starts again from the knob's list. */
   private sync(): void {
     const profile = this.shared.profile();
-    if (profile === this.seenProfile) return;
-    this.seenProfile = profile;
-    this.defined = new Map(profile.ise.customAttributes.map((n) => [n, 'String']));
+    if (profile !== this.seenProfile) {
+      this.seenProfile = profile;
+      this.defined = new Map(profile.ise.customAttributes.map((n) => [n, 'String']));
+    }
+    this.absorbSeeded();
   }
 }
 
