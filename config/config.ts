@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { bool, optionalNonEmpty, port, url } from './env-values';
 import {
   buildForwardRoute,
   forwardingEnvShape,
@@ -30,16 +31,6 @@ const SANDBOX_DEFAULTS = {
   FEISHU_ENCRYPT_KEY: 'sandbox-encrypt-key',
   FEISHU_VERIFICATION_TOKEN: 'sandbox-verification-token',
 } as const;
-
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
-const port = z.coerce.number().int().min(1).max(65535);
-const url = z.url().transform((u) => u.replace(/\/+$/, ''));
-const optionalNonEmpty = z
-  .string()
-  .optional()
-  .transform((v) => (v === '' ? undefined : v));
 
 export const envSchema = z.object({
   PORT: port.default(3000),

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { bool, optionalNonEmpty, port, url } from '../config/env-values';
 import { isNacSimProfileName, NAC_SIM_PROFILES, type NacSimProfileName } from '../simulators/nac/profiles';
 import type { CoaMode, NacDriver } from './adapter';
 
@@ -55,16 +56,6 @@ export const NAC_SANDBOX_DEFAULTS = {
 
 /** A RADIUS CoA template ClearPass ships (I: the name as ClearPass lists it; any configured one works the same). */
 const SANDBOX_REAUTH_PROFILE = '[Cisco - Reauthenticate Session]';
-
-const optionalNonEmpty = z
-  .string()
-  .optional()
-  .transform((v) => (v === '' ? undefined : v));
-const url = z.url().transform((u) => u.replace(/\/+$/, ''));
-const port = z.coerce.number().int().min(1).max(65535);
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 export const nacEnvShape = {
   NAC_DRIVER: optionalNonEmpty.pipe(z.enum(['ise', 'clearpass', 'sim']).optional()),
@@ -165,4 +156,16 @@ function withoutErsPort(baseUrl: string): string {
   const u = new URL(baseUrl);
   if (u.port === '9060') u.port = '';
   return u.toString().replace(/\/+$/, '');
+}
+
+/** The HTTP settings every vendor's client takes from the configuration. */
+export function httpSettings(config: NacConfig) {
+  const { baseUrl, timeoutMs, maxRps, caFile, tlsInsecure } = config;
+  return { baseUrl, timeoutMs, maxRps, caFile, tlsInsecure };
+}
+
+/** A credential a vendor factory needs: loadConfig checks it already; this guards hand-built configs (tests, tools). */
+export function requiredSetting(value: string | undefined, name: string): string {
+  if (!value) throw new Error(`missing ${name}: required for this NAC driver`);
+  return value;
 }

@@ -112,6 +112,12 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   }
   // Two extra flags the app relies on: fast visibility for `RequesterRef` look-ups, and no 1-s throttle on timers.
   args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true');
+  // One partition per task queue, as deploy/temporal/dynamicconfig/approval-plus.yaml gives the NAC queue: matching
+  // splits a queue's rate limit (NAC_MAX_RPS) evenly over its partitions (4 by default), so with four the NAC queue
+  // runs in uneven bursts well below its limit (B3: ~14 of 20 activities/s). The dev server carries far less than
+  // one partition can (the flag cannot name one queue: it applies to all).
+  args.push('--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1');
+  args.push('--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1');
 
   let logFd: number | undefined;
   if (opts.logFile) {

@@ -1,4 +1,4 @@
-import type { NacConfig } from '../config';
+import { httpSettings, requiredSetting as required, type NacConfig } from '../config';
 import { IseAdapter } from './adapter';
 
 export { IseAdapter } from './adapter';
@@ -6,11 +6,7 @@ export { IseAdapter } from './adapter';
 /** The Cisco ISE adapter for a validated configuration (`driver` 'sim' when pointed at the simulator). */
 export function createIseAdapter(config: NacConfig, driver: 'ise' | 'sim' = 'ise'): IseAdapter {
   return new IseAdapter({
-    baseUrl: config.baseUrl,
-    timeoutMs: config.timeoutMs,
-    maxRps: config.maxRps,
-    caFile: config.caFile,
-    tlsInsecure: config.tlsInsecure,
+    ...httpSettings(config),
     driver,
     username: required(config.username, 'NAC_USERNAME'),
     password: required(config.password, 'NAC_PASSWORD'),
@@ -22,10 +18,4 @@ export function createIseAdapter(config: NacConfig, driver: 'ise' | 'sim' = 'ise
     customAttributes: config.iseCustomAttributes,
     coa: config.coa,
   });
-}
-
-function required(value: string | undefined, name: string): string {
-  // loadConfig already checks these; this guards hand-built configs (tests, tools).
-  if (!value) throw new Error(`missing ${name}: required for this NAC driver`);
-  return value;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { optionalNonEmpty, port, url } from '../../config/env-values';
 
 /**
  * DINGTALK_* variables (config/config.ts spreads `dingtalkEnvShape` into its schema and calls `buildDingTalkConfig`,
@@ -36,13 +37,6 @@ export const DINGTALK_SANDBOX_DEFAULTS = {
   DINGTALK_TOKEN: 'sandboxdingtalktoken',
   DINGTALK_AGENT_ID: '300000001',
 } as const;
-
-const optionalNonEmpty = z
-  .string()
-  .optional()
-  .transform((v) => (v === '' ? undefined : v));
-const url = z.url().transform((u) => u.replace(/\/+$/, ''));
-const port = z.coerce.number().int().min(1).max(65535);
 
 export const dingtalkEnvShape = {
   DINGTALK_APP_KEY: optionalNonEmpty,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { optionalNonEmpty, port, url } from '../../config/env-values';
 
 /**
  * WECOM_* variables (config/config.ts spreads `wecomEnvShape` into its schema and calls `buildWeComConfig`). WeCom is
@@ -25,13 +26,6 @@ export const WECOM_SANDBOX_DEFAULTS = {
   WECOM_TOKEN: 'sandboxwecomtoken',
   WECOM_ENCODING_AES_KEY: 'SandboxWeComEncodingAesKey0123456789abcdefg',
 } as const;
-
-const optionalNonEmpty = z
-  .string()
-  .optional()
-  .transform((v) => (v === '' ? undefined : v));
-const url = z.url().transform((u) => u.replace(/\/+$/, ''));
-const port = z.coerce.number().int().min(1).max(65535);
 
 export const wecomEnvShape = {
   WECOM_CORP_ID: optionalNonEmpty,

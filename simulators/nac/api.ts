@@ -58,3 +58,18 @@ export interface VendorApi {
   /** Forget per-client state (tokens, ERS sessions): `/_sim/reset`, `/_sim/expire-tokens`. */
   forgetClients(): void;
 }
+
+/** A request path's segments, each URI-decoded (a malformed escape stays as sent). */
+export function segments(path: string): string[] {
+  return path
+    .replace(/\/+$/, '')
+    .split('/')
+    .filter(Boolean)
+    .map((s) => {
+      try {
+        return decodeURIComponent(s);
+      } catch {
+        return s;
+      }
+    });
+}

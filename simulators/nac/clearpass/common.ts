@@ -92,19 +92,7 @@ export function cpTime(iso: string): string {
   return `${MONTHS[d.getUTCMonth()]} ${d.getUTCDate()}, ${d.getUTCFullYear()} ${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} UTC`;
 }
 
-export function segments(path: string): string[] {
-  return path
-    .replace(/\/+$/, '')
-    .split('/')
-    .filter(Boolean)
-    .map((s) => {
-      try {
-        return decodeURIComponent(s);
-      } catch {
-        return s;
-      }
-    });
-}
+export { segments } from '../api';
 
 export function objectBody(req: SimRequest): Record<string, unknown> | undefined {
   const b = req.json;

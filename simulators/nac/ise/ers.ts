@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { formatMac } from '../../../domain/mac';
 import type { ApiResult, SimRequest, SimShared } from '../api';
+import { segments } from '../api';
 import type { IseVersion } from '../profiles';
 import { normalizeMac, type IseEndpointExtras, type SimEndpoint } from '../store';
 import type { CustomAttributeDefinitions } from './openapi';
@@ -509,18 +510,4 @@ function ersCode(status: number): string {
   if (status === 429) return 'Too many requests';
   if (status >= 500) return 'CRUD operation exception';
   return 'Application resource validation exception';
-}
-
-function segments(path: string): string[] {
-  return path
-    .replace(/\/+$/, '')
-    .split('/')
-    .filter(Boolean)
-    .map((s) => {
-      try {
-        return decodeURIComponent(s);
-      } catch {
-        return s;
-      }
-    });
 }

@@ -1,5 +1,6 @@
 import { formatMac } from '../../../domain/mac';
 import type { ApiResult, SimRequest, SimShared } from '../api';
+import { segments } from '../api';
 import type { SimSession } from '../sessions';
 import { normalizeMac } from '../store';
 
@@ -177,18 +178,4 @@ function xml(status: number, body: string): ApiResult {
 
 function esc(v: string): string {
   return v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
-function segments(path: string): string[] {
-  return path
-    .replace(/\/+$/, '')
-    .split('/')
-    .filter(Boolean)
-    .map((s) => {
-      try {
-        return decodeURIComponent(s);
-      } catch {
-        return s;
-      }
-    });
 }
