@@ -276,6 +276,17 @@ function main(): void {
     const rps = params.simRateLimitRps;
     const per = r.macs / r.approvals;
     const cum = (xs: number[] = [], scale = 1): [number, number][] => xs.map((t, i) => [t, (i + 1) * scale]);
+    // The same burst on an earlier release, run in the same session (`.bench-out/b3-baseline.json`), when present.
+    const baseline = load('b3-baseline');
+    const baselineSeries = baseline
+      ? [
+          {
+            name: `MACs whitelisted, ${String((baseline as unknown as { label?: string }).label ?? 'baseline')}`,
+            color: COLORS[1]!,
+            points: cum((baseline.results as { whitelistedAtSec?: number[] }).whitelistedAtSec),
+          },
+        ]
+      : [];
     png(
       lineChart({
         title: `B3 · onboarding day: ${r.approvals} approvals × ${per} MACs, NAC at ${rps} req/s`,
@@ -285,6 +296,7 @@ function main(): void {
         series: [
           { name: 'MACs whitelisted', color: COLORS[0]!, points: cum(r.whitelistedAtSec) },
           { name: `notified (× ${per} MACs)`, color: COLORS[2]!, points: cum(r.notifiedAtSec, per) },
+          ...baselineSeries,
           {
             name: `bound: 1 write/MAC`,
             color: '#888',

@@ -46,8 +46,11 @@ async function allNotified(t: TestStack, approvals: Approval[], timeoutMs = sett
   await new Promise((r) => setTimeout(r, 1500));
 }
 
-/** The NAC holds exactly these MACs, each once, in the whitelist group; each requester got exactly one message. */
-function assertExact(t: TestStack, approvals: Approval[]): void {
+/**
+ * The NAC holds exactly these MACs, each once, whitelisted (ISE: in the whitelist group; ClearPass: status Known);
+ * each requester got exactly one message.
+ */
+function assertExact(t: TestStack, approvals: Approval[], vendor: 'ise' | 'clearpass' = 'ise'): void {
   const expected = approvals.flatMap((a) => a.macs).map(bare);
   const endpoints = t.nacSim!.store.list();
   const seen = new Map<string, number>();
@@ -63,9 +66,11 @@ function assertExact(t: TestStack, approvals: Approval[]): void {
     'nothing else in the NAC'
   );
   assert.deepEqual(
-    endpoints.filter((e) => e.groupId !== t.nacSim!.whitelistGroupId).map((e) => e.mac),
+    endpoints
+      .filter((e) => (vendor === 'clearpass' ? e.status !== 'Known' : e.groupId !== t.nacSim!.whitelistGroupId))
+      .map((e) => e.mac),
     [],
-    'all in the whitelist group'
+    'all whitelisted'
   );
   // Not one endpoint created twice (a create that committed, then another after a retry).
   const creates = new Map<string, number>();
@@ -182,38 +187,43 @@ describe('fault: the Temporal dev server is stopped mid-burst and restarted', ()
   });
 });
 
-describe('fault: the NAC answers 5xx, times out after committing, and rate-limits', () => {
-  let t: TestStack;
-  before(async () => {
-    t = await startTestStack();
-  });
-  after(async () => {
-    await t?.close();
-  });
+for (const vendor of [
+  { driver: 'ise', profile: 'ise-3.3', block: 0x30 },
+  { driver: 'clearpass', profile: 'clearpass-6.12', block: 0x31 },
+] as const) {
+  describe(`fault: the NAC (${vendor.profile}) answers 5xx, times out after committing, and rate-limits`, () => {
+    let t: TestStack;
+    before(async () => {
+      t = await startTestStack({ env: { NAC_DRIVER: vendor.driver, NAC_SIM_PROFILE: vendor.profile } });
+    });
+    after(async () => {
+      await t?.close();
+    });
 
-  it('ends with the exact NAC state and one message per requester', async () => {
-    // NAC_TIMEOUT_MS is 1 s in the harness: a held answer of 1.5 s is a time-out after the write committed.
-    const approvals = burst(0x30, BURST);
-    // First one fault that surely happens: the first create of this MAC commits, then its answer comes too late.
-    const first = approvals[0]!;
-    t.nacSim!.setFaults({ rules: [{ mac: first.macs[0]!, method: 'POST', timeoutAfterCommit: true, times: 1 }] });
-    first.instance = t.createApproval(first.macs.join(' '), { openId: first.openId });
-    await until('the held create committed', () => (t.nacSim!.store.byMac(bare(first.macs[0]!)) ? true : undefined));
-    // Then the rest of the burst with random faults.
-    t.nacSim!.setFaults({ errorRate5xx: 0.2, timeoutAfterCommitRate: 0.1, hangMs: 1500, rateLimitRps: 8 });
-    for (const a of approvals.slice(1)) a.instance = t.createApproval(a.macs.join(' '), { openId: a.openId });
-    await allNotified(t, approvals);
-    const statuses = t.nacSim!.requests().map((r) => r.status);
-    t.nacSim!.clearFaults();
-    assert.ok(
-      statuses.some((s) => s >= 500),
-      'some 5xx were injected'
-    );
-    assert.ok(
-      statuses.some((s) => s === 429),
-      'some 429s were answered'
-    );
-    assertExact(t, approvals);
-    await assertOneRunEach(t, approvals);
+    it('ends with the exact NAC state and one message per requester', async () => {
+      // NAC_TIMEOUT_MS is 1 s in the harness: a held answer of 1.5 s is a time-out after the write committed.
+      const approvals = burst(vendor.block, BURST);
+      // First one fault that surely happens: the first create of this MAC commits, then its answer comes too late.
+      const first = approvals[0]!;
+      t.nacSim!.setFaults({ rules: [{ mac: first.macs[0]!, method: 'POST', timeoutAfterCommit: true, times: 1 }] });
+      first.instance = t.createApproval(first.macs.join(' '), { openId: first.openId });
+      await until('the held create committed', () => (t.nacSim!.store.byMac(bare(first.macs[0]!)) ? true : undefined));
+      // Then the rest of the burst with random faults.
+      t.nacSim!.setFaults({ errorRate5xx: 0.2, timeoutAfterCommitRate: 0.1, hangMs: 1500, rateLimitRps: 8 });
+      for (const a of approvals.slice(1)) a.instance = t.createApproval(a.macs.join(' '), { openId: a.openId });
+      await allNotified(t, approvals);
+      const statuses = t.nacSim!.requests().map((r) => r.status);
+      t.nacSim!.clearFaults();
+      assert.ok(
+        statuses.some((s) => s >= 500),
+        'some 5xx were injected'
+      );
+      assert.ok(
+        statuses.some((s) => s === 429),
+        'some 429s were answered'
+      );
+      assertExact(t, approvals, vendor.driver);
+      await assertOneRunEach(t, approvals);
+    });
   });
-});
+}
