@@ -302,6 +302,7 @@ export class EndpointStore {
 
   reset(): void {
     this.endpoints.clear();
+    this.seededCustomAttributes.clear();
     this.resetGroups();
     this.profileChanged();
     this.nextCpId = 3001;
