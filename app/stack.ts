@@ -10,10 +10,9 @@ import { timingFor } from '../ingress/event-processor';
 import type { ReadinessCheck } from '../ingress/routes/health';
 import { createNacAdapter } from '../nac';
 import type { NacAdapter } from '../nac/adapter';
-import { createPlatforms } from '../platforms';
+import { createInbounds, createPlatforms } from '../platforms';
 import type { FeishuPlatform } from '../platforms/feishu/feishu-platform';
 import type { PlatformName } from '../domain/types';
-import { startDingTalkStream } from '../ingress/dingtalk-stream';
 import type { ApprovalPlatform } from '../platforms/platform';
 import { startDingTalkSimulator, type DingTalkSimulator } from '../simulators/dingtalk/server';
 import { startWeComSimulator, type WeComSimulator } from '../simulators/wecom/server';
@@ -24,7 +23,6 @@ import { ensureSearchAttributes, startDevServer, assertPortFree, type DevServer 
 import { createWorkers, installRuntimeLogger } from '../worker/worker';
 import { ensureReconcileSchedule, RECONCILE_SCHEDULE_ID } from '../reconcile/schedule';
 import type { Logger } from './logger';
-import { startFeishuLongConnection } from './feishu-ws';
 
 /**
  * Composes the running system from its parts. `npm start` runs all of them in one process; `approval-plus worker`,
@@ -217,19 +215,12 @@ export async function startStack(
       const connection = await Connection.connect(connectOpts);
       stops.push(() => connection.close());
       stack.client = new Client({ connection, namespace: config.temporal.namespace });
-      if (config.feishu.eventMode === 'ws') {
-        const ws = await startFeishuLongConnection(config, stack.client, logger);
-        stops.push(() => ws.stop());
-        readiness.push(ws.readiness);
-      }
-      if (config.dingtalk?.eventMode === 'stream') {
-        const dingtalkStream = await startDingTalkStream(
-          { ...config, dingtalk: config.dingtalk },
-          stack.client,
-          logger
-        );
-        stops.push(() => dingtalkStream.stop());
-        readiness.push(dingtalkStream.readiness);
+      const inbounds = createInbounds(config);
+      for (const inbound of inbounds) {
+        if (!inbound.startReceiver) continue;
+        const receiver = await inbound.startReceiver({ client: stack.client, logger });
+        stops.push(() => receiver.stop());
+        readiness.push(receiver.readiness);
       }
       const { app } = createIngress({
         config,
@@ -239,6 +230,7 @@ export async function startStack(
         extraReadiness: readiness,
         budgetMs: opts.budgetMs,
         forwarding: config.forwarding,
+        inbounds,
       });
       const server = http.createServer(app.callback());
       server.keepAliveTimeout = 5000;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { bool, optionalNonEmpty, port, url } from './env-values';
+import { bool, optionalNonEmpty, port } from './env-values';
 import {
   buildForwardRoute,
   forwardingEnvShape,
@@ -13,8 +13,9 @@ import {
 import { buildDingTalkConfig, dingtalkEnvShape, type DingTalkConfig } from '../platforms/dingtalk/config';
 import { buildWeComConfig, wecomEnvShape, type WeComConfig } from '../platforms/wecom/config';
 import { buildNacConfig, nacEnvShape, type NacConfig } from '../nac/config';
+import { buildFeishuConfig, feishuEnvShape, feishuWantsSandbox, type FeishuConfig } from '../platforms/feishu/config';
 
-export type { DingTalkConfig, NacConfig, WeComConfig };
+export type { DingTalkConfig, FeishuConfig, NacConfig, WeComConfig };
 
 /**
  * The one place configuration is read. Validated once at start-up: a bad value stops the process with one line
@@ -25,13 +26,6 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-const SANDBOX_DEFAULTS = {
-  FEISHU_APP_ID: 'cli_a1b2c3d4e5f6a7b8',
-  FEISHU_APP_SECRET: 'sandbox-app-secret',
-  FEISHU_ENCRYPT_KEY: 'sandbox-encrypt-key',
-  FEISHU_VERIFICATION_TOKEN: 'sandbox-verification-token',
-} as const;
-
 export const envSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -40,20 +34,7 @@ export const envSchema = z.object({
   DATA_DIR: z.string().min(1).default('.data'),
   APPROVAL_PLUS_CONFIG: optionalNonEmpty,
 
-  FEISHU_APP_ID: optionalNonEmpty.pipe(
-    z
-      .string()
-      .regex(/^cli_[0-9a-zA-Z]+$/, 'must look like cli_xxxxxxxxxxxxxxxx')
-      .optional()
-  ),
-  FEISHU_APP_SECRET: optionalNonEmpty,
-  FEISHU_ENCRYPT_KEY: optionalNonEmpty,
-  FEISHU_VERIFICATION_TOKEN: optionalNonEmpty,
-  FEISHU_BASE_URL: optionalNonEmpty.pipe(url.optional()),
-  FEISHU_SIM_PORT: port.default(3100),
-  FEISHU_EVENT_MODE: z.enum(['http', 'ws']).default('http'),
-  /** Who authors the audit comment on the instance; defaults to the requester. */
-  FEISHU_COMMENT_USER_ID: optionalNonEmpty,
+  ...feishuEnvShape,
 
   ...nacEnvShape,
 
@@ -116,16 +97,6 @@ export interface Route {
   durationField?: string;
 }
 
-export interface FeishuConfig {
-  appId: string;
-  appSecret: string;
-  encryptKey?: string;
-  verificationToken?: string;
-  baseUrl: string;
-  eventMode: 'http' | 'ws';
-  commentUserId?: string;
-}
-
 export interface AppConfig {
   sandbox: boolean;
   port: number;
@@ -165,14 +136,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new ConfigError(`invalid ${name}: ${issue.message}${shown}`);
   }
   const e = parsed.data;
-  const sandbox = e.SANDBOX === 'true' || (e.SANDBOX === 'auto' && (!e.FEISHU_APP_ID || !e.FEISHU_APP_SECRET));
-  if (!sandbox) {
-    for (const name of ['FEISHU_APP_ID', 'FEISHU_APP_SECRET'] as const) {
-      if (!e[name]) throw new ConfigError(`missing ${name}: required outside sandbox mode`);
-    }
-  }
-  const pick = <K extends keyof typeof SANDBOX_DEFAULTS>(k: K): string | undefined =>
-    e[k] ?? (sandbox ? SANDBOX_DEFAULTS[k] : undefined);
+  const sandbox = e.SANDBOX === 'true' || (e.SANDBOX === 'auto' && feishuWantsSandbox(e));
+  const feishu = buildFeishuConfig(e, {
+    sandbox,
+    fail: (line: string): never => {
+      throw new ConfigError(line);
+    },
+  });
 
   const nac = buildNacConfig(e, {
     sandbox,
@@ -208,15 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     routesFile,
     routes,
     forwarding: { routes: forwards, retry: forwardRetryFrom(e, fail) },
-    feishu: {
-      appId: pick('FEISHU_APP_ID')!,
-      appSecret: pick('FEISHU_APP_SECRET')!,
-      encryptKey: pick('FEISHU_ENCRYPT_KEY'),
-      verificationToken: pick('FEISHU_VERIFICATION_TOKEN'),
-      baseUrl: e.FEISHU_BASE_URL ?? (sandbox ? `http://127.0.0.1:${e.FEISHU_SIM_PORT}` : 'https://open.feishu.cn'),
-      eventMode: e.FEISHU_EVENT_MODE,
-      commentUserId: e.FEISHU_COMMENT_USER_ID,
-    },
+    feishu,
     feishuSimPort: e.FEISHU_SIM_PORT,
     dingtalk,
     dingtalkSimPort: e.DINGTALK_SIM_PORT,

@@ -5,17 +5,14 @@ import type { Logger } from '../app/logger';
 import type { AppConfig } from '../config/config';
 import type { ForwardingConfig } from '../forwarding/config';
 import { EventProcessor } from './event-processor';
+import type { PlatformInbound } from './inbound';
 import { createMetrics, type IngressMetrics } from './metrics';
 import { errorHandler } from './middleware/error-handler';
 import { mountAdminApi } from './routes/admin';
-import { mountDingTalkWebhook } from './routes/dingtalk';
-import { mountFeishuWebhook } from './routes/feishu';
 import { mountHealth, temporalReadiness, type ReadinessCheck } from './routes/health';
-import { mountWeComWebhook } from './routes/wecom';
 
 export interface IngressDeps {
-  config: Pick<AppConfig, 'routes' | 'feishu' | 'adminToken' | 'temporal'> &
-    Partial<Pick<AppConfig, 'dingtalk' | 'wecom'>>;
+  config: Pick<AppConfig, 'routes' | 'adminToken' | 'temporal'>;
   client: Client;
   logger: Logger;
   reminderLeadMs: number;
@@ -25,6 +22,8 @@ export interface IngressDeps {
   metrics?: IngressMetrics;
   /** Forward routes and their retry policy (config.forwarding); none: nothing is forwarded. */
   forwarding?: ForwardingConfig;
+  /** The platforms' ways in whose webhooks this ingress serves (`createInbounds(config)`). */
+  inbounds: PlatformInbound[];
 }
 
 /** The Koa ingress, without listening: tests drive `app.callback()`, the server module listens. */
@@ -52,40 +51,7 @@ export function createIngress(deps: IngressDeps): { app: Koa; processor: EventPr
     }
   });
   const router = new Router();
-  mountFeishuWebhook(router, {
-    security: {
-      appId: deps.config.feishu.appId,
-      encryptKey: deps.config.feishu.encryptKey,
-      verificationToken: deps.config.feishu.verificationToken,
-    },
-    processor,
-    metrics,
-    logger: deps.logger,
-  });
-  const dingtalk = deps.config.dingtalk;
-  // Stream mode feeds the processor from app/stack.ts; the HTTP callback exists only in http mode.
-  if (dingtalk && dingtalk.eventMode === 'http' && dingtalk.aesKey && dingtalk.token) {
-    mountDingTalkWebhook(router, {
-      security: {
-        token: dingtalk.token,
-        aesKey: dingtalk.aesKey,
-        ownerKey: dingtalk.ownerKey,
-        corpId: dingtalk.corpId,
-      },
-      processor,
-      metrics,
-      logger: deps.logger,
-    });
-  }
-  const wecom = deps.config.wecom;
-  if (wecom) {
-    mountWeComWebhook(router, {
-      security: { token: wecom.token, encodingAesKey: wecom.encodingAesKey, corpId: wecom.corpId },
-      processor,
-      metrics,
-      logger: deps.logger,
-    });
-  }
+  for (const inbound of deps.inbounds) inbound.mountWebhook?.(router, { processor, metrics, logger: deps.logger });
   mountHealth(router, {
     checks: [temporalReadiness(deps.client, deps.config.temporal.namespace), ...(deps.extraReadiness ?? [])],
     metrics,

@@ -1,4 +1,8 @@
 import type { Logger } from '../app/logger';
+import type { PlatformInbound } from '../ingress/inbound';
+import { dingtalkInbound } from './dingtalk/inbound';
+import { feishuInbound } from './feishu/inbound';
+import { wecomInbound } from './wecom/inbound';
 import type { AppConfig } from '../config/config';
 import type { PlatformName } from '../domain/types';
 import { createDingTalkPlatform } from './dingtalk/dingtalk-platform';
@@ -20,4 +24,12 @@ export function createPlatforms(
   }
   if (config.wecom) platforms.wecom = createWeComPlatform(config.wecom, opts);
   return platforms;
+}
+
+/** Every configured platform's way in (webhooks and receivers), for the ingress and the stack. */
+export function createInbounds(config: AppConfig): PlatformInbound[] {
+  const inbounds = [feishuInbound(config)];
+  if (config.dingtalk) inbounds.push(dingtalkInbound({ ...config, dingtalk: config.dingtalk }));
+  if (config.wecom) inbounds.push(wecomInbound(config.wecom));
+  return inbounds;
 }

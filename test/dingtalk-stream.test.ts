@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EventAck, type DWClientDownStream, type EventAckData } from 'dingtalk-stream';
-import { AckAfterAcceptClient, createDingTalkStreamHandler } from '../ingress/dingtalk-stream';
+import { AckAfterAcceptClient, createDingTalkStreamHandler } from '../platforms/dingtalk/stream';
 import { startDingTalkSimulator } from '../simulators/dingtalk/server';
 import type { InboundEvent, EventResult } from '../ingress/events';
 import { TemporalUnavailableError } from '../ingress/http-error';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeDingTalkRequest, dingtalkSuccessReply } from '../ingress/dingtalk-envelope';
+import { decodeDingTalkRequest, dingtalkSuccessReply } from '../platforms/dingtalk/envelope';
 import { HttpError } from '../ingress/http-error';
-import { decodeWeComEcho, decodeWeComRequest } from '../ingress/wecom-envelope';
+import { decodeWeComEcho, decodeWeComRequest } from '../platforms/wecom/envelope';
 import {
   type CallbackCryptoError,
   callbackSignature,

@@ -12,6 +12,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { Webhook } from 'standardwebhooks';
 import { createLogger } from '../app/logger';
 import { createIngress } from '../ingress/app';
+import { createInbounds } from '../platforms';
 import { timingFor } from '../ingress/event-processor';
 import { freePort } from '../temporal/dev-server';
 import { forwardWorkflowId, type ForwardDelivery } from '../forwarding/model';
@@ -186,6 +187,7 @@ describe('forwarding events to downstream subscribers (real Temporal dev server)
       logger: createLogger('silent'),
       ...timingFor(t.config),
       forwarding: t.config.forwarding,
+      inbounds: createInbounds(t.config).map(({ startReceiver: _receiver, ...webhooksOnly }) => webhooksOnly),
     });
     const secondServer = http.createServer(second.app.callback());
     await new Promise<void>((r) => secondServer.listen(0, '127.0.0.1', r));

@@ -5,9 +5,9 @@ import {
   decryptCallback,
   encryptCallback,
   verifyCallbackSignature,
-} from '../platforms/dingtalk/callback-crypto';
-import type { InboundEvent } from './events';
-import { HttpError } from './http-error';
+} from './callback-crypto';
+import type { InboundEvent } from '../../ingress/events';
+import { HttpError } from '../../ingress/http-error';
 
 /**
  * Decodes what DingTalk POSTs to an HTTP-push callback URL (reference dingtalk-wecom.md §1.2–§1.6, §2.1):

@@ -1,9 +1,9 @@
 import type Router from '@koa/router';
 import type { Logger } from '../../app/logger';
-import type { EventProcessor } from '../event-processor';
-import { decodeFeishuRequest, type FeishuSecurity } from '../feishu-envelope';
-import type { IngressMetrics } from '../metrics';
-import { rawJsonBody } from '../middleware/raw-json-body';
+import type { EventProcessor } from '../../ingress/event-processor';
+import { decodeFeishuRequest, type FeishuSecurity } from './envelope';
+import type { IngressMetrics } from '../../ingress/metrics';
+import { rawJsonBody } from '../../ingress/middleware/raw-json-body';
 
 /** `POST /webhook/feishu`: the Feishu event subscription request URL. */
 export function mountFeishuWebhook(

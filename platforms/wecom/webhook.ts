@@ -1,11 +1,11 @@
 import type Router from '@koa/router';
 import getRawBody from 'raw-body';
 import type { Logger } from '../../app/logger';
-import type { EventProcessor } from '../event-processor';
-import { HttpError } from '../http-error';
-import type { IngressMetrics } from '../metrics';
-import { bodyTooLarge } from '../middleware/raw-json-body';
-import { decodeWeComEcho, decodeWeComRequest, type WeComSecurity } from '../wecom-envelope';
+import type { EventProcessor } from '../../ingress/event-processor';
+import { HttpError } from '../../ingress/http-error';
+import type { IngressMetrics } from '../../ingress/metrics';
+import { bodyTooLarge } from '../../ingress/middleware/raw-json-body';
+import { decodeWeComEcho, decodeWeComRequest, type WeComSecurity } from './envelope';
 
 /**
  * `GET,POST /webhook/wecom`: WeCom's receive-message URL. GET answers the decrypted echostr as plain text (URL

@@ -1,6 +1,6 @@
-import { decryptEvent, verifySignature } from '../platforms/feishu/crypto';
-import type { InboundEvent } from './events';
-import { HttpError } from './http-error';
+import { decryptEvent, verifySignature } from './crypto';
+import type { InboundEvent } from '../../ingress/events';
+import { HttpError } from '../../ingress/http-error';
 
 /**
  * Decodes what Feishu POSTs to the request URL: plain or encrypted, v1 (`event_callback`) or v2 (`schema: "2.0"`),

@@ -1,10 +1,10 @@
 import * as lark from '@larksuiteoapi/node-sdk';
 import type { Client } from '@temporalio/client';
-import type { AppConfig } from '../config/config';
-import { EventProcessor, timingFor } from '../ingress/event-processor';
-import { normaliseEventObject, rawFeishuEvent } from '../ingress/feishu-envelope';
-import type { ReadinessCheck } from '../ingress/routes/health';
-import type { Logger } from './logger';
+import type { AppConfig } from '../../config/config';
+import { EventProcessor, timingFor } from '../../ingress/event-processor';
+import { normaliseEventObject, rawFeishuEvent } from './envelope';
+import type { ReadinessCheck } from '../../ingress/routes/health';
+import type { Logger } from '../../app/logger';
 
 /**
  * Feishu long-connection mode (FEISHU_EVENT_MODE=ws): the SDK's WSClient feeds the same EventProcessor as the

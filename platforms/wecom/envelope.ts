@@ -1,7 +1,7 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { CallbackCryptoError, decryptCallback, verifyCallbackSignature } from '../platforms/dingtalk/callback-crypto';
-import type { InboundEvent } from './events';
-import { HttpError } from './http-error';
+import { CallbackCryptoError, decryptCallback, verifyCallbackSignature } from '../dingtalk/callback-crypto';
+import type { InboundEvent } from '../../ingress/events';
+import { HttpError } from '../../ingress/http-error';
 
 /**
  * WeCom's callback URL (reference dingtalk-wecom.md §5.1–§5.3), the same crypto as DingTalk's with receiveid = CorpID:

@@ -1,9 +1,9 @@
 import type Router from '@koa/router';
 import type { Logger } from '../../app/logger';
-import { decodeDingTalkRequest, dingtalkSuccessReply, type DingTalkSecurity } from '../dingtalk-envelope';
-import type { EventProcessor } from '../event-processor';
-import type { IngressMetrics } from '../metrics';
-import { rawJsonBody } from '../middleware/raw-json-body';
+import { decodeDingTalkRequest, dingtalkSuccessReply, type DingTalkSecurity } from './envelope';
+import type { EventProcessor } from '../../ingress/event-processor';
+import type { IngressMetrics } from '../../ingress/metrics';
+import { rawJsonBody } from '../../ingress/middleware/raw-json-body';
 
 /**
  * `POST /webhook/dingtalk`: the DingTalk HTTP-push callback URL. Answers the encrypted "success" JSON only once the

@@ -1,11 +1,11 @@
 import type { Client } from '@temporalio/client';
 import { DWClient, EventAck, type DWClientDownStream, type EventAckData } from 'dingtalk-stream';
-import type { Logger } from '../app/logger';
-import type { AppConfig, DingTalkConfig } from '../config/config';
-import { normaliseDingTalkEvent } from './dingtalk-envelope';
-import { EventProcessor, timingFor } from './event-processor';
-import { HttpError } from './http-error';
-import type { ReadinessCheck } from './routes/health';
+import type { Logger } from '../../app/logger';
+import type { AppConfig, DingTalkConfig } from '../../config/config';
+import { normaliseDingTalkEvent } from './envelope';
+import { EventProcessor, timingFor } from '../../ingress/event-processor';
+import { HttpError } from '../../ingress/http-error';
+import type { ReadinessCheck } from '../../ingress/routes/health';
 
 /**
  * DingTalk Stream mode (DINGTALK_EVENT_MODE=stream, reference dingtalk-wecom.md §3): the official `dingtalk-stream`
