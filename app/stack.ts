@@ -23,6 +23,7 @@ import { ensureSearchAttributes, startDevServer, assertPortFree, type DevServer 
 import { createWorkers, installRuntimeLogger } from '../worker/worker';
 import { ensureReconcileSchedule, RECONCILE_SCHEDULE_ID } from '../reconcile/schedule';
 import type { Logger } from './logger';
+import { parseDurationMs } from '../domain/duration';
 
 /**
  * Composes the running system from its parts. `npm start` runs all of them in one process; `approval-plus worker`,
@@ -196,6 +197,7 @@ export async function startStack(
           platforms,
           nac: stack.nac,
           timing: timingFor(config),
+          approvalMaxAgeMs: parseDurationMs(config.reconcile.approvalMaxAge),
         },
       });
       const schedule = await ensureReconcileSchedule(activityClient, config);

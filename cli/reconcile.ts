@@ -34,6 +34,7 @@ export async function runReconcile(opts: { since: string; fix?: boolean; trigger
       platforms: createPlatforms(config),
       nac,
       timing: timingFor(config),
+      approvalMaxAgeMs: parseDurationMs(config.reconcile.approvalMaxAge),
       progress: (line: string) => process.stderr.write(`… ${line}\n`),
     };
     const now = Date.now();

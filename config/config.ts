@@ -59,6 +59,11 @@ export const envSchema = z.object({
     .regex(/^\d+(m|h|d)$/, 'must be a duration like 24h, 2d')
     .default('24h'),
   RECONCILE_FIX: bool.default(false),
+  /** How long an approval may take from submission to approval: reconcile lists instances submitted that far back. */
+  RECONCILE_APPROVAL_MAX_AGE: z
+    .string()
+    .regex(/^\d+(h|d)$/, 'must be a duration like 14d, 72h')
+    .default('14d'),
   ...forwardingEnvShape,
   ...dingtalkEnvShape,
   ...wecomEnvShape,
@@ -120,7 +125,7 @@ export interface AppConfig {
   temporal: { address?: string; namespace: string; uiPort: number; apiKey?: string; tls: boolean };
   adminToken?: string;
   reminderLead: string;
-  reconcile: { interval: string | 'off'; lookback: string; fix: boolean };
+  reconcile: { interval: string | 'off'; lookback: string; fix: boolean; approvalMaxAge: string };
 }
 
 const projectRoot = path.resolve(__dirname, '..');
@@ -195,7 +200,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     adminToken: e.ADMIN_TOKEN,
     reminderLead: e.REMINDER_LEAD,
-    reconcile: { interval: e.RECONCILE_INTERVAL, lookback: e.RECONCILE_LOOKBACK, fix: e.RECONCILE_FIX },
+    reconcile: {
+      interval: e.RECONCILE_INTERVAL,
+      lookback: e.RECONCILE_LOOKBACK,
+      fix: e.RECONCILE_FIX,
+      approvalMaxAge: e.RECONCILE_APPROVAL_MAX_AGE,
+    },
   };
 }
 

@@ -17,6 +17,21 @@ export interface ApprovalPlatform {
     text: string,
     idempotencyKey: string
   ): Promise<void>;
-  /** Approved instances of `approvalCode` that ended in [fromMs, toMs) (reconcile). */
-  listInstances?(approvalCode: string, fromMs: number, toMs: number): Promise<string[]>;
+  /**
+   * Instances of `approvalCode` that may have been approved in the window (reconcile): the caller checks each one's
+   * status and workflow, so a platform may return more (e.g. every instance it lists by submission time) but never
+   * fewer. Each platform queries as its API allows (time field, span per call) and pages through.
+   */
+  listInstances?(approvalCode: string, window: ReconcileWindow): Promise<string[]>;
+}
+
+/**
+ * What reconcile asks about: approvals in [fromMs, toMs). The platforms list instances by when they were submitted
+ * (Feishu: creation time; DingTalk: start time; WeCom: submission time), and an approval can pass days after it was
+ * submitted, so instances submitted since `submittedSinceMs` (fromMs minus RECONCILE_APPROVAL_MAX_AGE) are listed.
+ */
+export interface ReconcileWindow {
+  fromMs: number;
+  toMs: number;
+  submittedSinceMs: number;
 }

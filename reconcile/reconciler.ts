@@ -34,6 +34,8 @@ export interface ReconcileDeps {
   platforms: Partial<Record<PlatformName, ApprovalPlatform>>;
   nac: NacAdapter;
   timing: { reminderLeadMs: number; nacStepTimeoutMs?: number };
+  /** RECONCILE_APPROVAL_MAX_AGE: how long before its approval an instance may have been submitted. */
+  approvalMaxAgeMs: number;
   /** Progress for long work: the CLI prints it, the activity heartbeats it. */
   progress?: (line: string) => void;
 }
@@ -85,7 +87,10 @@ export async function reconcileMissedApprovals(
       report.unlisted.push(`${route.platform}:${route.approvalCode}`);
       continue;
     }
-    const ids = await platform.listInstances(route.approvalCode, window.fromMs, window.toMs);
+    const ids = await platform.listInstances(route.approvalCode, {
+      ...window,
+      submittedSinceMs: window.fromMs - deps.approvalMaxAgeMs,
+    });
     deps.progress?.(`${route.platform} approval ${route.approvalCode}: ${ids.length} instance(s) in the window`);
     for (const [i, id] of ids.entries()) {
       report.checked++;

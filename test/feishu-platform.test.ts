@@ -276,7 +276,11 @@ describe('feishu platform against the simulator', () => {
       );
     }
     sim.createInstance({ approval_code: 'OTHER', open_id: 'ou_x', form: [], deliver: false });
-    const codes = await platform.listInstances!(APPROVAL_CODE, from, Date.now() + 1000);
+    const codes = await platform.listInstances!(APPROVAL_CODE, {
+      fromMs: from,
+      toMs: Date.now() + 1000,
+      submittedSinceMs: from,
+    });
     assert.equal(codes.length, 105);
     assert.deepEqual(new Set(codes), created);
   });

@@ -403,7 +403,10 @@ describe('WeCom platform against the simulator (API, tokens, errors)', () => {
       sim.setStatus(spNo, status, { deliver: false });
       assert.equal((await platform().getInstance(spNo)).status, want);
     }
-    assert.deepEqual(await platform().listInstances!('T1', 0, Date.now() + 1000), []); // paid is not sp_status 2
+    assert.deepEqual(
+      await platform().listInstances!('T1', { fromMs: 0, toMs: Date.now() + 1000, submittedSinceMs: 0 }),
+      []
+    ); // paid is not sp_status 2
   });
 
   it('refreshes a rejected token, classifies errors, and lets WeCom dedupe a repeated message', async () => {
@@ -441,6 +444,6 @@ describe('WeCom platform against the simulator (API, tokens, errors)', () => {
     assert.equal(sim.messages().filter((m) => m.touser === 'u2').length, 1);
     await p.commentOnInstance({ instanceId: spNo, requesterId: 'u2' }, 'noted', 'k'); // a documented no-op
     sim.setStatus(spNo, 'APPROVED', { deliver: false });
-    assert.deepEqual(await p.listInstances!('T2', 0, Date.now() + 1000), [spNo]);
+    assert.deepEqual(await p.listInstances!('T2', { fromMs: 0, toMs: Date.now() + 1000, submittedSinceMs: 0 }), [spNo]);
   });
 });

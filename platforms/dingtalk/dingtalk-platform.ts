@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { DingTalkConfig } from '../../config/config';
 import { IntegrationError, classifyHttpStatus, parseRetryAfter, type IntegrationErrorKind } from '../../domain/errors';
 import type { ApprovalInstance, ApprovalStatus, RequesterMessage } from '../../domain/types';
-import type { ApprovalPlatform } from '../platform';
+import type { ApprovalPlatform, ReconcileWindow } from '../platform';
 import { mapDingTalkForm } from './form';
 
 /**
@@ -425,8 +425,8 @@ export function createDingTalkPlatform(config: DingTalkConfig, opts: DingTalkPla
     });
   }
 
-  async function listInstances(approvalCode: string, fromMs: number, toMs: number): Promise<string[]> {
-    return listIds('listInstances', approvalCode, fromMs, toMs, ['COMPLETED']);
+  async function listInstances(approvalCode: string, window: ReconcileWindow): Promise<string[]> {
+    return listIds('listInstances', approvalCode, window.submittedSinceMs, window.toMs, ['COMPLETED']);
   }
 
   return {

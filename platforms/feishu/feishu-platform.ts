@@ -3,7 +3,7 @@ import * as lark from '@larksuiteoapi/node-sdk';
 import type { FeishuConfig } from '../../config/config';
 import { IntegrationError, classifyHttpStatus, type IntegrationErrorKind } from '../../domain/errors';
 import type { ApprovalInstance, ApprovalStatus, FormWidget, RequesterMessage } from '../../domain/types';
-import type { ApprovalPlatform } from '../platform';
+import type { ApprovalPlatform, ReconcileWindow } from '../platform';
 
 /**
  * Feishu implementation of ApprovalPlatform on @larksuiteoapi/node-sdk. Every failure leaves here as an
@@ -414,7 +414,8 @@ export function createFeishuPlatform(config: FeishuConfig, opts: FeishuPlatformO
     );
   }
 
-  async function listInstances(approvalCode: string, fromMs: number, toMs: number): Promise<string[]> {
+  async function listInstances(approvalCode: string, window: ReconcileWindow): Promise<string[]> {
+    const [fromMs, toMs] = [window.submittedSinceMs, window.toMs];
     const codes: string[] = [];
     let pageToken: string | undefined;
     do {

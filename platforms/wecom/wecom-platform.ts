@@ -1,7 +1,7 @@
 import type { WeComConfig } from '../../config/config';
 import { IntegrationError, classifyHttpStatus, type IntegrationErrorKind } from '../../domain/errors';
 import type { ApprovalInstance, ApprovalStatus, RequesterMessage } from '../../domain/types';
-import type { ApprovalPlatform } from '../platform';
+import type { ApprovalPlatform, ReconcileWindow } from '../platform';
 import { mapWeComForm } from './form';
 
 /**
@@ -276,7 +276,8 @@ export function createWeComPlatform(config: WeComConfig, opts: WeComPlatformOpti
     // No WeCom API adds a comment to an approval application (reference §5.4 lists none); deliberately a no-op.
   }
 
-  async function listInstances(approvalCode: string, fromMs: number, toMs: number): Promise<string[]> {
+  async function listInstances(approvalCode: string, window: ReconcileWindow): Promise<string[]> {
+    const [fromMs, toMs] = [window.submittedSinceMs, window.toMs];
     const out: string[] = [];
     let cursor = '';
     for (let page = 0; page < 1000; page++) {
