@@ -1,9 +1,11 @@
 import { IntegrationError } from '../domain/errors';
 import { parseAccessDuration } from '../domain/duration';
 import { extractFieldTexts, parseMacList, type ParsedMac } from '../domain/mac';
-import type { ApprovalStatus, PlatformName, RequesterMessage } from '../domain/types';
+import type { Amendment, ApprovalStatus, PlatformName, RequesterMessage } from '../domain/types';
 import type { ApprovalPlatform } from '../platforms/platform';
 import { requesterRef } from '../platforms/requester-ref';
+import { hostTimeZone } from '../domain/time-zone';
+import { localiseMessage, localiseTimes } from '../workflows/messages';
 import { classified } from './classify';
 
 export interface FetchRequestInput {
@@ -28,9 +30,16 @@ export interface ApprovalRequest {
     | { kind: 'permanent' }
     | { kind: 'expires'; expiresAtMs: number; label: string }
     | { kind: 'invalid'; reason: string };
+  /** A revoke / modify instance: the earlier instance it changes (see ApprovalInstance.amends). */
+  amends?: Amendment;
 }
 
-export function createApprovalActivities(deps: { platforms: Partial<Record<PlatformName, ApprovalPlatform>> }) {
+export function createApprovalActivities(deps: {
+  platforms: Partial<Record<PlatformName, ApprovalPlatform>>;
+  /** APPROVAL_PLUS_TIMEZONE: messages and comments show their times in this zone (default: the host's). */
+  timeZone?: string;
+}) {
+  const timeZone = deps.timeZone ?? hostTimeZone();
   const platformFor = (name: PlatformName): ApprovalPlatform => {
     const p = deps.platforms[name];
     if (!p)
@@ -54,10 +63,15 @@ export function createApprovalActivities(deps: { platforms: Partial<Record<Platf
         duplicates: parsed.duplicates,
         missingFields: missing,
         expiry: parseAccessDuration(instance.form, input.durationField, approvedAt),
+        ...(instance.amends ? { amends: instance.amends } : {}),
       };
     },
     async notifyRequester(platform: PlatformName, requesterId: string, message: RequesterMessage): Promise<string> {
-      const { messageId } = await platformFor(platform).notifyRequester(requesterId, message);
+      // Times are formatted here, at delivery, not in the workflow: no workflow input, and replay stays untouched.
+      const { messageId } = await platformFor(platform).notifyRequester(
+        requesterId,
+        localiseMessage(message, timeZone)
+      );
       return messageId;
     },
     async commentOnInstance(
@@ -67,7 +81,11 @@ export function createApprovalActivities(deps: { platforms: Partial<Record<Platf
       text: string,
       idempotencyKey: string
     ): Promise<void> {
-      await platformFor(platform).commentOnInstance({ instanceId, requesterId }, text, idempotencyKey);
+      await platformFor(platform).commentOnInstance(
+        { instanceId, requesterId },
+        localiseTimes(text, timeZone),
+        idempotencyKey
+      );
     },
   });
 }

@@ -3,18 +3,21 @@ import { isIntegrationError } from '../domain/errors';
 
 /**
  * Turn an IntegrationError into the Temporal failure the retry policy understands: transient and rate-limited errors
- * stay retryable (rate limits with the peer's own back-off as `nextRetryDelay`), everything else fails fast with a
- * typed, non-retryable ApplicationFailure whose message is what the requester/operator will read.
+ * stay retryable, everything else fails fast with a typed, non-retryable ApplicationFailure whose message is what the
+ * requester/operator will read. A rate limit that says how long the peer blocks (`retryAfterMs`: WeCom's 45009 for a
+ * minute or an hour, DingTalk's IP throttle for 5 minutes) is waited out in one `nextRetryDelay` instead of spending
+ * attempts on it; one that does not say falls back on the retry policy's own back-off.
  */
 export function toTemporalFailure(err: unknown): unknown {
   if (!isIntegrationError(err)) return err;
   const type = `${err.details.system}:${err.kind}`;
   if (err.kind === 'rate-limited') {
+    const retryAfterMs = err.details.retryAfterMs;
     return ApplicationFailure.create({
       message: err.message,
       type,
       nonRetryable: false,
-      nextRetryDelay: Math.max(1000, err.details.retryAfterMs ?? 1000),
+      ...(retryAfterMs !== undefined ? { nextRetryDelay: Math.max(1000, retryAfterMs) } : {}),
       details: [err.details],
     });
   }

@@ -16,7 +16,12 @@ import type { PlatformName } from '../domain/types';
 import type { ApprovalPlatform } from '../platforms/platform';
 import { startDingTalkSimulator, type DingTalkSimulator } from '../simulators/dingtalk/server';
 import { startWeComSimulator, type WeComSimulator } from '../simulators/wecom/server';
-import { startFeishuSimulator, type FeishuSimulator } from '../simulators/feishu/server';
+import {
+  routedFormDefinition,
+  startFeishuSimulator,
+  type FeishuSimulator,
+  type FeishuSimulatorOptions,
+} from '../simulators/feishu/server';
 import { startNacSimulator, type NacSimulator } from '../simulators/nac/server';
 import { allTagAttributeNames } from '../nac/tag';
 import { ensureSearchAttributes, startDevServer, assertPortFree, type DevServer } from '../temporal/dev-server';
@@ -61,6 +66,8 @@ export interface StackOptions {
   temporalUiPort?: number | null;
   nacSimStateFile?: string;
   redeliveryScale?: number;
+  /** The Feishu simulator's long connection (tests: short ping and reconnect intervals). */
+  feishuLongConnection?: FeishuSimulatorOptions['longConnection'];
   budgetMs?: number;
   say?: (line: string) => void;
 }
@@ -126,9 +133,15 @@ export async function startStack(
         encryptKey: config.feishu.encryptKey,
         verificationToken: config.feishu.verificationToken,
         webhookUrl: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port}/webhook/feishu`,
+        // FEISHU_EVENT_MODE=ws: the simulator pushes events over the long connection the ingress opens.
+        eventMode: config.feishu.eventMode,
+        longConnection: opts.feishuLongConnection,
         redeliveryScale: opts.redeliveryScale,
       });
       stops.push(() => stack.feishuSim!.close());
+      // The simulated tenant is one an administrator set up: each routed approval's form exists.
+      for (const r of config.routes.filter((r) => r.platform === 'feishu'))
+        stack.feishuSim.defineApproval(routedFormDefinition(r));
       const ingressBase = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port}`;
       if (config.dingtalk) {
         stack.dingtalkSim = await startDingTalkSimulator({
@@ -178,6 +191,11 @@ export async function startStack(
         .filter((r) => r.platform === 'feishu' && r.approvalCode !== ANY_APPROVAL_CODE)
         .map((r) => r.approvalCode);
       await platforms.feishu.subscribeApprovals([...new Set(feishuCodes)]);
+      // A configured field the routed form lacks would only show as "form fields missing" on the first approval.
+      for (const problem of await platforms.feishu.checkRoutedForms(
+        config.routes.filter((r) => r.platform === 'feishu')
+      ))
+        logger.warn({ platform: 'feishu' }, problem);
       // Reconcile activities start workflows and read histories: they need a client connection of their own.
       const activityConnection = await Connection.connect(connectOpts);
       stops.push(() => activityConnection.close());
@@ -191,6 +209,8 @@ export async function startStack(
         nacCoa: config.nac.coa,
         workflowBundlePath: process.env.WORKFLOW_BUNDLE || undefined,
         forwardSubscribers: allSubscribers(config.forwarding.routes),
+        timeZone: config.timeZone,
+        amendments: { client: activityClient, routes: config.routes, platforms, timing: timingFor(config) },
         reconcile: {
           client: activityClient,
           routes: config.routes,

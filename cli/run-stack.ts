@@ -46,9 +46,12 @@ export async function runStack(parts: Parts): Promise<void> {
   if (stack.temporalAddress) lines.push(`  Temporal gRPC      ${stack.temporalAddress}`);
   if (stack.ingressUrl)
     lines.push(
-      `  Ingress            ${stack.ingressUrl}  (POST /webhook/feishu|dingtalk|wecom, /healthz, /readyz, /metrics)`
+      `  Ingress            ${stack.ingressUrl}  (POST /webhook/${config.feishu.eventMode === 'ws' ? '' : 'feishu|'}dingtalk|wecom, /healthz, /readyz, /metrics)`
     );
-  if (stack.feishuSim) lines.push(`  Feishu simulator   ${stack.feishuSim.url}  (GET /_sim/messages, /_sim/comments)`);
+  if (stack.feishuSim)
+    lines.push(
+      `  Feishu simulator   ${stack.feishuSim.url}  (GET /_sim/messages, /_sim/comments${config.feishu.eventMode === 'ws' ? '; events over the long connection: GET /_sim/ws/connections' : ''})`
+    );
   if (stack.dingtalkSim) lines.push(`  DingTalk simulator ${stack.dingtalkSim.url}  (GET /_sim/messages)`);
   if (stack.wecomSim) lines.push(`  WeCom simulator    ${stack.wecomSim.url}  (GET /_sim/messages)`);
   if (stack.nacSim)

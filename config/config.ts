@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { bool, optionalNonEmpty, port } from './env-values';
+import { canonicalTimeZone, hostTimeZone } from '../domain/time-zone';
 import {
   buildForwardRoute,
   forwardingEnvShape,
@@ -33,6 +34,13 @@ export const envSchema = z.object({
   SANDBOX: z.enum(['auto', 'true', 'false']).default('auto'),
   DATA_DIR: z.string().min(1).default('.data'),
   APPROVAL_PLUS_CONFIG: optionalNonEmpty,
+  /** IANA zone in which messages and comments show times (default: the host's zone). */
+  APPROVAL_PLUS_TIMEZONE: optionalNonEmpty.pipe(
+    z
+      .string()
+      .refine((name) => canonicalTimeZone(name) !== undefined, 'must be an IANA time zone name like Asia/Shanghai')
+      .optional()
+  ),
 
   ...feishuEnvShape,
 
@@ -126,6 +134,8 @@ export interface AppConfig {
   adminToken?: string;
   reminderLead: string;
   reconcile: { interval: string | 'off'; lookback: string; fix: boolean; approvalMaxAge: string };
+  /** APPROVAL_PLUS_TIMEZONE (canonical IANA name), or the host's zone. */
+  timeZone: string;
 }
 
 const projectRoot = path.resolve(__dirname, '..');
@@ -206,6 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       fix: e.RECONCILE_FIX,
       approvalMaxAge: e.RECONCILE_APPROVAL_MAX_AGE,
     },
+    timeZone: e.APPROVAL_PLUS_TIMEZONE ? canonicalTimeZone(e.APPROVAL_PLUS_TIMEZONE)! : hostTimeZone(),
   };
 }
 
@@ -304,6 +315,7 @@ export function redactedConfig(c: AppConfig): Record<string, unknown> {
       ...(c.nac.driver === 'sim' ? { simProfile: c.nac.simProfile } : {}),
     },
     temporal: { address: c.temporal.address ?? 'embedded', namespace: c.temporal.namespace },
+    timeZone: c.timeZone,
     adminApi: c.adminToken ? 'on' : 'off',
   };
 }

@@ -211,13 +211,18 @@ export function extractFieldTexts(form: FormWidget[], fields: string[]): { texts
   return { texts, missing };
 }
 
-/** Widgets named `field` (by name or id), in form order, looking inside detail-table rows too. */
+/** A widget answers to its name, its id, or the custom id an admin set in the console's developer mode. */
+function widgetIs(widget: FormWidget, field: string): boolean {
+  return widget.name === field || widget.id === field || (widget as { custom_id?: unknown }).custom_id === field;
+}
+
+/** Widgets named `field` (by name, id or custom_id), in form order, looking inside detail-table rows too. */
 export function findWidgets(form: readonly FormWidget[], field: string): FormWidget[] {
   const found: FormWidget[] = [];
   const visit = (widgets: readonly unknown[]) => {
     for (const widget of widgets) {
       if (!isWidget(widget)) continue;
-      if (widget.name === field || widget.id === field) found.push(widget);
+      if (widgetIs(widget, field)) found.push(widget);
       else if (Array.isArray(widget.value)) {
         // A detail table: value is an array of rows, each an array of cell widgets.
         for (const row of widget.value) if (Array.isArray(row)) visit(row);
@@ -245,4 +250,67 @@ function widgetText(value: unknown): string | undefined {
     return joined === '' ? undefined : joined;
   }
   return undefined;
+}
+
+// ---- Feishu approval definitions (GET /open-apis/approval/v4/approvals/:approval_code, `form`) -------------------
+
+/**
+ * A definition widget's columns when it is a detail table: the definition read back lists them in `children` (doc:
+ * 审批定义表单控件参数, the 加班 example), the create-definition format in `value` (same doc, 明细/表格); both are read.
+ */
+function definitionColumns(widget: Record<string, unknown>): FormWidget[] {
+  const columns = Array.isArray(widget.children) ? widget.children : Array.isArray(widget.value) ? widget.value : [];
+  return columns.filter(isWidget);
+}
+
+/** Whether the definition has `field` (name, id or custom_id) as a widget or as a detail-table column. */
+export function definitionHasField(definition: readonly FormWidget[], field: string): boolean {
+  return definition.some(
+    (w) =>
+      widgetIs(w, field) || definitionColumns(w as unknown as Record<string, unknown>).some((c) => widgetIs(c, field))
+  );
+}
+
+/** "申请事由, MAC地址, 设备明细 [设备, MAC]": the definition's widget names, for a message naming what is there. */
+export function describeDefinition(definition: readonly FormWidget[]): string {
+  return definition
+    .map((w) => {
+      const columns = definitionColumns(w as unknown as Record<string, unknown>);
+      const name = w.name || w.id;
+      return columns.length ? `${name} [${columns.map((c) => c.name || c.id).join(', ')}]` : name;
+    })
+    .join(', ');
+}
+
+/** True when some detail-table cell has an id but no name (as in the documented instance example, doc: instance/get). */
+export function hasNamelessCells(form: readonly FormWidget[]): boolean {
+  return form.some(
+    (w) =>
+      w.type === 'fieldList' &&
+      Array.isArray(w.value) &&
+      w.value.some((row) => Array.isArray(row) && row.some((cell) => isWidget(cell) && !cell.name && !!cell.id))
+  );
+}
+
+/**
+ * The instance form with each nameless detail-table cell given its column's name (and custom_id) from the definition,
+ * matched by cell id: Feishu's instance read-back may carry cells with only `id`, `type` and `value` (doc:
+ * instance/get, fieldList example), so a column configured by name would otherwise never be found.
+ */
+export function fillCellNames(form: readonly FormWidget[], definition: readonly FormWidget[]): FormWidget[] {
+  const columns = new Map<string, FormWidget>();
+  for (const w of definition)
+    for (const c of definitionColumns(w as unknown as Record<string, unknown>)) columns.set(c.id, c);
+  const fill = (cell: unknown): unknown => {
+    if (!isWidget(cell) || cell.name || !cell.id) return cell;
+    const column = columns.get(cell.id);
+    if (!column) return cell;
+    const customId = (column as { custom_id?: unknown }).custom_id;
+    return { ...cell, name: column.name, ...(typeof customId === 'string' && customId ? { custom_id: customId } : {}) };
+  };
+  return form.map((w) =>
+    w.type === 'fieldList' && Array.isArray(w.value)
+      ? { ...w, value: w.value.map((row: unknown) => (Array.isArray(row) ? row.map(fill) : row)) }
+      : w
+  );
 }

@@ -41,11 +41,31 @@ export interface ApprovalInstance {
   /** Epoch ms. */
   startTime?: number;
   endTime?: number;
+  /**
+   * This instance changes an earlier approval rather than standing alone: Feishu's 撤销 / 修改 instances
+   * (`reverted_instance_code` / `modified_instance_code`), DingTalk's attached instances (`bizAction` REVOKE / MODIFY,
+   * `mainProcessInstanceId`). Approved, it revokes or replaces the grant of `instanceId`; it never grants on its own.
+   */
+  amends?: Amendment;
+}
+
+export interface Amendment {
+  kind: 'revoke' | 'modify';
+  /** The instance it changes (which may itself have amended an earlier one). */
+  instanceId: string;
 }
 
 /** A message to the requester. Platforms render it (Feishu: an interactive card). */
 export interface RequesterMessage {
-  kind: 'granted' | 'partially-granted' | 'failed' | 'revoked' | 'expiry-reminder' | 'extended' | 'rejected-input';
+  kind:
+    | 'granted'
+    | 'partially-granted'
+    | 'failed'
+    | 'revoked'
+    | 'expiry-reminder'
+    | 'extended'
+    | 'changed'
+    | 'rejected-input';
   title: string;
   /** Markdown-ish lines, rendered as the card body. */
   lines: string[];

@@ -20,6 +20,24 @@ import type { EventResult, InboundEvent } from './events';
 import { TemporalUnavailableError } from './http-error';
 
 /**
+ * How long each platform waits for the answer to a push before it counts the push as failed and pushes again:
+ * - Feishu 3 s, over HTTP and the long connection alike ("需要在 3 秒内…以 HTTP 200 状态码响应", 飞书 事件概述, doc copy
+ *   wxkingstar/doc-hub-mcp feishu/003-服务端API/事件与回调/事件订阅/事件概述.md);
+ * - DingTalk 1.5 s ("在1500ms内返回包含success的加密字符串", the 事件订阅 doc as quoted on developer.aliyun.com/ask/662484
+ *   and republished on support.huaweicloud.com; the current doc says 2500 ms for check_url, so the stricter is kept);
+ * - WeCom 5 s ("企业微信服务器在五秒内收不到响应会断掉连接，并且重新发起请求", 回调配置 90930).
+ */
+export const ANSWER_DEADLINE_MS: Record<PlatformName, number> = { feishu: 3000, dingtalk: 1500, wecom: 5000 };
+
+/**
+ * The Temporal budget of one event: its platform's deadline less a fifth for the rest of the answer (decryption,
+ * the reply's encryption, the network back to the platform) (I).
+ */
+export function answerBudgetMs(platform: PlatformName): number {
+  return Math.floor(ANSWER_DEADLINE_MS[platform] * 0.8);
+}
+
+/**
  * Turns a normalised platform event into durable Temporal state, within the platform's answer deadline:
  * APPROVED starts `<platform>-<instance>` (never twice, even after the first run closed); REVERTED / CANCELED /
  * DELETED signal `cancel` to the live grant; a leaver's live grants are each signalled. Anything Temporal does not
@@ -31,7 +49,10 @@ export interface EventProcessorDeps {
   reminderLeadMs: number;
   nacStepTimeoutMs?: number;
   logger: Logger;
-  /** Total budget for the Temporal calls of one event. Feishu wants an answer within 3 s. */
+  /**
+   * Total budget for the Temporal calls of one event: by default each platform's (`answerBudgetMs`); a number
+   * applies to every platform (tests).
+   */
   budgetMs?: number;
   /** `automation: forward` routes: each matching event starts one forwardEventWorkflow per subscriber. */
   forwarding?: ForwardingConfig;
@@ -82,19 +103,18 @@ export function startOptionsFor(
 }
 
 export class EventProcessor {
-  private readonly budgetMs: number;
   /** Recently accepted event ids: a cheap first line of dedupe (the workflow id is the real one). */
   private readonly seen = new Map<string, EventResult>();
 
-  constructor(private readonly deps: EventProcessorDeps) {
-    this.budgetMs = deps.budgetMs ?? 2500;
-  }
+  constructor(private readonly deps: EventProcessorDeps) {}
 
   async process(event: InboundEvent): Promise<EventResult> {
     const key = `${event.platform}:${event.eventId}`;
     const earlier = this.seen.get(key);
     if (earlier) return { ...earlier, outcome: earlier.outcome === 'started' ? 'duplicate' : earlier.outcome };
-    const result = await this.withBudget(() => this.dispatch(event));
+    const result = await this.withBudget(this.deps.budgetMs ?? answerBudgetMs(event.platform), () =>
+      this.dispatch(event)
+    );
     this.seen.set(key, result);
     if (this.seen.size > 10_000) this.seen.delete(this.seen.keys().next().value!);
     return result;
@@ -189,14 +209,11 @@ export class EventProcessor {
   }
 
   /** Run Temporal calls under a hard deadline; any transport failure or time-out becomes a 503. */
-  private async withBudget<T>(fn: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.budgetMs;
+  private async withBudget<T>(budgetMs: number, fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + budgetMs;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new TemporalUnavailableError(`no answer within ${this.budgetMs} ms`)),
-        this.budgetMs
-      );
+      timer = setTimeout(() => reject(new TemporalUnavailableError(`no answer within ${budgetMs} ms`)), budgetMs);
     });
     try {
       return await Promise.race([this.deps.client.connection.withDeadline(deadline, fn), timeout]);

@@ -139,6 +139,65 @@ describe('DingTalk stream handler: ACK only after acceptance', () => {
   });
 });
 
+describe('DingTalk stream client against the simulator gateway: frames, disconnect, ping', () => {
+  it('EVENT frames carry topic "*" and the type in eventType; an ACK sent after the disconnect frame still counts', async () => {
+    const sim = await startDingTalkSimulator({
+      appKey: 'streamdisc',
+      appSecret: 's',
+      eventMode: 'stream',
+      pingIntervalMs: 0,
+    });
+    const gate = deferred<EventAckData>();
+    const seen: DWClientDownStream[] = [];
+    const client = new AckAfterAcceptClient(
+      { clientId: 'streamdisc', clientSecret: 's', keepAlive: false, autoReconnect: false },
+      (message) => {
+        seen.push(message);
+        return gate.promise;
+      },
+      sim.url,
+      quietLogger
+    );
+    try {
+      await client.connect();
+      await until('connected', () => (sim.streamClients() === 1 ? true : undefined));
+      sim.deliverEvent({ EventType: 'bpms_instance_change', eventId: 'ev-disc', ...bpms }, 'PI-1');
+      await until('the event', () => (seen.length === 1 ? true : undefined));
+      assert.equal(seen[0]!.headers.topic, '*');
+      assert.equal(seen[0]!.headers.eventType, 'bpms_instance_change');
+      // DingTalk rebalances: a SYSTEM disconnect frame, no reply needed, the connection closes 10 s later.
+      sim.disconnectStreamClients();
+      await until('the disconnect frame', () => (client.disconnectRequested && !client.connected ? true : undefined));
+      assert.equal(sim.streamClients(), 0, 'nothing more is pushed on it');
+      const retired = client.retire(5000);
+      gate.resolve({ status: EventAck.SUCCESS });
+      await retired;
+      const [d] = await sim.waitForDeliveries({ count: 1 });
+      assert.deepEqual([d!.ok, d!.outcome], [true, 'delivered']);
+    } finally {
+      client.disconnect();
+      await sim.close();
+    }
+  });
+
+  it('answers the SYSTEM ping with its data', async () => {
+    const sim = await startDingTalkSimulator({ appKey: 'streamping', appSecret: 's', eventMode: 'stream' });
+    const client = new AckAfterAcceptClient(
+      { clientId: 'streamping', clientSecret: 's', keepAlive: false, autoReconnect: false },
+      async () => ({ status: EventAck.SUCCESS }),
+      sim.url
+    );
+    try {
+      await client.connect();
+      await until('connected', () => (sim.streamClients() === 1 ? true : undefined));
+      assert.equal(await sim.pingStreamClients(), 1);
+    } finally {
+      client.disconnect();
+      await sim.close();
+    }
+  });
+});
+
 describe('DingTalk stream client: reconnects without leaking keepAlive timers', () => {
   it('clears the previous keepAlive interval on every reconnect and on disconnect', async () => {
     const sim = await startDingTalkSimulator({ appKey: 'streamleak', appSecret: 's', eventMode: 'stream' });
@@ -239,5 +298,43 @@ describe('DingTalk Stream mode end to end (official SDK ↔ simulator gateway, r
     assert.equal(runs, 1);
     // Over both tests: the first connection and the one after the drop, no churn.
     assert.equal(t.dingtalkSim!.streamConnectionCount(), 2);
+  });
+
+  it('after a disconnect frame the client connects anew at once and events keep flowing; duplicates run once', async () => {
+    const sim = t.dingtalkSim!;
+    await until('connected', () => (sim.streamClients() === 1 ? true : undefined), 30_000);
+    const before = sim.streamConnectionCount();
+    sim.disconnectStreamClients();
+    await until(
+      'a new connection',
+      () => (sim.streamConnectionCount() === before + 1 && sim.streamClients() === 1 ? true : undefined),
+      30_000
+    );
+    sim.setFaults({ duplicateRate: 1 });
+    try {
+      const { process_instance_id: id } = sim.createInstance({
+        process_code: 'PROC-WIFI-ACCESS-SANDBOX',
+        originator_user_id: 'stream-user-3',
+        form: form('00:1B:44:F3:00:01'),
+      });
+      await t.waitForPhase(workflowIdFor('dingtalk', id), ['active']);
+      const ds = await until('the duplicate', () => {
+        const d = sim.deliveries().filter((x) => x.instance_id === id);
+        return d.length === 2 ? d : undefined;
+      });
+      assert.deepEqual(
+        ds.map((d) => [d.ok, d.duplicate ?? false]),
+        [
+          [true, false],
+          [true, true],
+        ]
+      );
+      let runs = 0;
+      for await (const _ of t.client.workflow.list({ query: `WorkflowId = '${workflowIdFor('dingtalk', id)}'` }))
+        runs++;
+      assert.equal(runs, 1);
+    } finally {
+      sim.clearFaults();
+    }
   });
 });

@@ -9,13 +9,13 @@ import {
   decryptCallback,
   encryptCallback,
   verifyCallbackSignature,
-} from '../platforms/dingtalk/callback-crypto';
-import * as signer from '../simulators/dingtalk/callback-signer';
+} from '../platforms/shared/callback-crypto';
+import * as signer from '../simulators/shared/callback-signer';
 
 /**
  * The callback crypto DingTalk and WeCom share, against their OFFICIAL test vectors (shared/reference
- * dingtalk-wecom.md §6, with sources there): the ingress's reader (platforms/dingtalk/callback-crypto.ts) and the
- * simulators' writer (simulators/dingtalk/callback-signer.ts) are separate code, and both must reproduce the vectors
+ * dingtalk-wecom.md §6, with sources there): the ingress's reader (platforms/shared/callback-crypto.ts) and the
+ * simulators' writer (simulators/shared/callback-signer.ts) are separate code, and both must reproduce the vectors
  * byte for byte. Then forged variants: each must be refused for the right reason.
  */
 

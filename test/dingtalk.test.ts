@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { DINGTALK_SANDBOX_DEFAULTS } from '../platforms/dingtalk/config';
-import { createDingTalkPlatform } from '../platforms/dingtalk/dingtalk-platform';
+import type { ApplicationFailure } from '@temporalio/common';
+import { toTemporalFailure } from '../activities/classify';
+import { createDingTalkPlatform, IP_THROTTLED } from '../platforms/dingtalk/dingtalk-platform';
 import { type IntegrationError } from '../domain/errors';
-import { checkDingTalkSuccessReply, dingtalkRequest, encrypt, sign } from '../simulators/dingtalk/callback-signer';
+import { checkDingTalkSuccessReply, dingtalkRequest, encrypt, sign } from '../simulators/shared/callback-signer';
 import { startDingTalkSimulator, type DingTalkFormInput, type DingTalkSimulator } from '../simulators/dingtalk/server';
+import { answerBudgetMs, ANSWER_DEADLINE_MS, timingFor } from '../ingress/event-processor';
+import { reconcileMissedApprovals } from '../reconcile/reconciler';
 import { workflowIdFor } from '../workflows/definitions';
 import type { NacWhitelistResult } from '../workflows/nac-whitelist.workflow';
 import { startTestStack, until, type TestStack } from './support/harness';
@@ -295,6 +301,132 @@ describe('DingTalk HTTP push → Wi‑Fi automation (real Temporal dev server)',
     assert.equal(await exists(id), false, 'no workflow was started');
   });
 
+  /** A receiver in front of the ingress that holds its answer for `delayMs` on the first `slow` requests. */
+  async function slowProxy(slow: number, delayMs: number): Promise<{ url: string; close(): void }> {
+    let seen = 0;
+    const server: Server = createServer((req, res) => {
+      void (async () => {
+        const chunks: Buffer[] = [];
+        for await (const c of req) chunks.push(c as Buffer);
+        const r = await fetch(`${t.ingressUrl}/webhook/dingtalk${req.url!.slice(req.url!.indexOf('?'))}`, {
+          method: 'POST',
+          body: Buffer.concat(chunks),
+          headers: { 'content-type': 'application/json' },
+        });
+        const text = await r.text();
+        if (seen++ < slow) await new Promise((resolve) => setTimeout(resolve, delayMs));
+        res.writeHead(r.status, { 'content-type': 'application/json' }).end(text);
+      })();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, close: () => server.close() };
+  }
+
+  /** One approval pushed through a receiver that answers its first push 1.8 s late; its deliveries and runs. */
+  async function answeredLate(user: string, mac: string) {
+    const proxy = await slowProxy(1, 1800);
+    try {
+      sim.setWebhookUrl(proxy.url);
+      const { process_instance_id: id } = sim.createInstance({
+        process_code: PROCESS_CODE,
+        originator_user_id: user,
+        form: wifiForm(mac),
+      });
+      const wf = workflowIdFor('dingtalk', id);
+      await t.waitForPhase(wf, ['active']);
+      const ds = await until('an acknowledged push', () => {
+        const d = sim.deliveries().filter((x) => x.instance_id === id);
+        return d.some((x) => x.ok) ? d : undefined;
+      });
+      let runs = 0;
+      for await (const _ of t.client.workflow.list({ query: `WorkflowId = '${wf}'` })) runs++;
+      await t.client.workflow.getHandle(wf).signal('cancel', { reason: 'test over' });
+      return { deliveries: ds.map((d) => [d.attempt, d.ok, d.error]), runs };
+    } finally {
+      sim.setWebhookUrl(`${t.ingressUrl}/webhook/dingtalk`);
+      proxy.close();
+    }
+  }
+
+  it("answers within its 1.2 s of DingTalk's 1.5 s; an answer after the deadline is a failed push, pushed again", async () => {
+    assert.equal(ANSWER_DEADLINE_MS.dingtalk, 1500);
+    assert.equal(answerBudgetMs('dingtalk'), 1200);
+    assert.deepEqual(await answeredLate('ding-user-late', '00:1B:44:D7:00:01'), {
+      deliveries: [
+        [1, false, 'no answer within 1500 ms'],
+        [2, true, undefined],
+      ],
+      runs: 1,
+    });
+  });
+
+  it('the same late answer counts under the 2.5 s the current check_url doc gives', async () => {
+    sim.setDeliveryTimeout(2500);
+    try {
+      assert.deepEqual(await answeredLate('ding-user-late2', '00:1B:44:D7:00:02'), {
+        deliveries: [[1, true, undefined]],
+        runs: 1,
+      });
+    } finally {
+      sim.setDeliveryTimeout(1500);
+    }
+  });
+
+  it('an event pushed again after a correct answer (DingTalk may) still runs once', async () => {
+    sim.setFaults({ duplicateRate: 1 });
+    try {
+      const { process_instance_id: id } = sim.createInstance({
+        process_code: PROCESS_CODE,
+        originator_user_id: 'ding-user-dup-ack',
+        form: wifiForm('00:1B:44:D8:00:01'),
+      });
+      const ds = await until('the duplicate', () => {
+        const d = sim.deliveries().filter((x) => x.instance_id === id);
+        return d.length === 2 ? d : undefined;
+      });
+      assert.deepEqual(
+        ds.map((d) => [d.ok, d.duplicate ?? false]),
+        [
+          [true, false],
+          [true, true],
+        ]
+      );
+      await t.waitForPhase(workflowIdFor('dingtalk', id), ['active']);
+      let runs = 0;
+      for await (const _ of t.client.workflow.list({ query: `WorkflowId = '${workflowIdFor('dingtalk', id)}'` }))
+        runs++;
+      assert.equal(runs, 1);
+      await t.client.workflow.getHandle(workflowIdFor('dingtalk', id)).signal('cancel', { reason: 'test over' });
+    } finally {
+      sim.clearFaults();
+    }
+  });
+
+  it('reconcile finds an approval submitted days before it passed, whose push never arrived', async () => {
+    const now = Date.now();
+    const { process_instance_id: id } = sim.createInstance({
+      process_code: PROCESS_CODE,
+      originator_user_id: 'ding-user-reconcile',
+      form: wifiForm('00:1B:44:D9:00:01'),
+      create_time: now - 9 * 86_400_000,
+      deliver: false,
+    });
+    const report = await reconcileMissedApprovals(
+      {
+        client: t.client,
+        routes: t.config.routes.filter((r) => r.platform === 'dingtalk'),
+        platforms: t.platforms!,
+        nac: t.nac!,
+        timing: timingFor(t.config),
+        approvalMaxAgeMs: 14 * 86_400_000,
+      },
+      { fromMs: now - 3_600_000, toMs: now + 60_000 }
+    );
+    assert.ok(report.started.includes(workflowIdFor('dingtalk', id)), JSON.stringify(report));
+    await t.waitForPhase(workflowIdFor('dingtalk', id), ['active']);
+    await t.client.workflow.getHandle(workflowIdFor('dingtalk', id)).signal('cancel', { reason: 'test over' });
+  });
+
   it('pushes again after a failed delivery, and the event then runs once', async () => {
     sim.setWebhookUrl(`${t.ingressUrl}/webhook/not-here`);
     const { process_instance_id: id } = sim.createInstance({
@@ -324,19 +456,36 @@ describe('DingTalk platform against the simulator (API, tokens, errors)', () => 
   after(async () => {
     await sim?.close();
   });
-  const platform = (over: { appSecret?: string; processCodes?: string[] } = {}) =>
+  const platform = (
+    over: {
+      appSecret?: string;
+      processCodes?: string[];
+      url?: string;
+      logger?: { debug(o: object): void; warn(o: Record<string, unknown>): void };
+    } = {}
+  ) =>
     createDingTalkPlatform(
       {
         appKey,
         appSecret: over.appSecret ?? appSecret,
         ownerKey: appKey,
         agentId: '777',
-        baseUrl: sim.url,
-        oapiBaseUrl: sim.url,
+        baseUrl: over.url ?? sim.url,
+        oapiBaseUrl: over.url ?? sim.url,
         eventMode: 'http',
       },
-      { processCodes: over.processCodes ?? ['PROC-A', 'PROC-B'], timeoutMs: 2000 }
+      { processCodes: over.processCodes ?? ['PROC-A', 'PROC-B'], timeoutMs: 2000, logger: over.logger }
     );
+  const v1Token = async () =>
+    (
+      (await (
+        await fetch(`${sim.url}/v1.0/oauth2/accessToken`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ appKey, appSecret }),
+        })
+      ).json()) as { accessToken: string }
+    ).accessToken;
 
   it('maps the v1.0 instance onto ApprovalInstance and resolves its processCode through the instance-id list', async () => {
     const { process_instance_id: id } = sim.createInstance({
@@ -363,33 +512,98 @@ describe('DingTalk platform against the simulator (API, tokens, errors)', () => 
     assert.equal((await p.getInstance(id)).status, 'CANCELED');
   });
 
-  it('refreshes a token DingTalk rejects, and classifies errors', async () => {
+  it('answers a bad token as DingTalk does: v1.0 HTTP 400 InvalidAuthentication, /topapi errcode 88 + sub_code', async () => {
+    const v1 = await fetch(`${sim.url}/v1.0/workflow/processInstances?processInstanceId=x`, {
+      headers: { 'x-acs-dingtalk-access-token': 'bogus' },
+    });
+    assert.equal(v1.status, 400);
+    assert.equal(((await v1.json()) as { code: string }).code, 'InvalidAuthentication');
+    const top = async (query: string) =>
+      (await (
+        await fetch(`${sim.url}/topapi/message/corpconversation/asyncsend_v2${query}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{}',
+        })
+      ).json()) as Record<string, unknown>;
+    assert.deepEqual(
+      { ...(await top('?access_token=bogus')), request_id: undefined },
+      {
+        errcode: 88,
+        sub_code: '40014',
+        sub_msg: '不合法的access_token',
+        errmsg: 'ding talk error[subcode=40014,submsg=不合法的access_token]',
+        request_id: undefined,
+      }
+    );
+    assert.equal((await top('')).sub_code, '40000'); // no token at all: "access_token is blank"
+  });
+
+  it('drops a token DingTalk rejects and makes the call once more with a new one', async () => {
     const { process_instance_id: id } = sim.createInstance({
       process_code: 'PROC-A',
       originator_user_id: 'u-tok',
       form: [],
       deliver: false,
     });
-    const p = platform();
+    const dropped: Record<string, unknown>[] = [];
+    const p = platform({ logger: { debug() {}, warn: (o) => dropped.push(o) } });
     await p.getInstance(id);
     await p.notifyRequester('u-tok', { kind: 'granted', title: 't', lines: ['a'], idempotencyKey: 'k1' });
     sim.revokeTokens();
-    // The cached token is refused once (retryable), dropped, and the next call fetches a new one.
+    // Both cached tokens are now refused: each call drops its token, fetches a new one and succeeds.
+    await p.getInstance(id);
+    await p.notifyRequester('u-tok', { kind: 'granted', title: 't2', lines: ['b'], idempotencyKey: 'k2' });
+    assert.deepEqual(
+      dropped.map((d) => [d.op, d.code]),
+      [
+        ['getInstance', 'InvalidAuthentication'],
+        ['notifyRequester', 40014],
+      ]
+    );
+    // Refused again with the new token: not a third time; the call fails, retryable.
+    sim.setFaults({
+      failPaths: [
+        {
+          pathPrefix: '/v1.0/workflow/processInstances',
+          method: 'GET',
+          status: 400,
+          code: 'InvalidAuthentication',
+          times: 2,
+        },
+        { pathPrefix: '/topapi/', status: 200, code: 40014, msg: '不合法的access_token', times: 2 },
+      ],
+    });
     await assert.rejects(
       p.getInstance(id),
-      (e: IntegrationError) => e.kind === 'transient' && e.details.status === 401
+      (e: IntegrationError) => e.kind === 'transient' && e.details.status === 400 && e.retryable
     );
-    await p.getInstance(id);
-    sim.revokeTokens();
     await assert.rejects(
-      p.notifyRequester('u-tok', { kind: 'granted', title: 't2', lines: ['b'], idempotencyKey: 'k2' }),
+      p.notifyRequester('u-tok', { kind: 'granted', title: 't3', lines: ['c'], idempotencyKey: 'k3' }),
       (e: IntegrationError) => e.kind === 'transient' && e.details.code === 40014
     );
-    await p.notifyRequester('u-tok', { kind: 'granted', title: 't2', lines: ['b'], idempotencyKey: 'k2' });
-    await assert.rejects(p.getInstance(id), (e: IntegrationError) => e.kind === 'transient'); // its v1.0 token too
+    sim.clearFaults();
     await p.getInstance(id);
+  });
 
+  it('classifies errors', async () => {
+    const { process_instance_id: id } = sim.createInstance({
+      process_code: 'PROC-A',
+      originator_user_id: 'u-err',
+      form: [],
+      deliver: false,
+    });
+    const p = platform();
     await assert.rejects(platform({ appSecret: 'wrong' }).getInstance(id), (e: IntegrationError) => e.kind === 'auth');
+    await assert.rejects(
+      platform({ appSecret: 'wrong' }).notifyRequester('u-err', {
+        kind: 'granted',
+        title: 'x',
+        lines: [],
+        idempotencyKey: 'kx',
+      }),
+      (e: IntegrationError) => e.kind === 'auth' && e.details.code === 40096
+    );
     await assert.rejects(p.getInstance('no-such-instance'), (e: IntegrationError) => e.kind === 'not-found');
 
     sim.setFaults({ rateLimit: { perSecond: 1 } });
@@ -400,15 +614,121 @@ describe('DingTalk platform against the simulator (API, tokens, errors)', () => 
     for (const e of limited) {
       assert.equal((e as IntegrationError).kind, 'rate-limited');
       assert.equal((e as IntegrationError).details.code, 'Forbidden.AccessDenied.QpsLimitForAppkeyAndApi');
+      assert.equal((e as IntegrationError).details.retryAfterMs, 1000);
     }
+    // Through the TOP gateway: errcode 88 with sub_code 90018.
     sim.setFaults({ failPaths: [{ pathPrefix: '/topapi/', status: 200, code: 90018, times: 1 }] });
     await assert.rejects(
-      p.notifyRequester('u-tok', { kind: 'granted', title: 't3', lines: ['c'], idempotencyKey: 'k3' }),
-      (e: IntegrationError) => e.kind === 'rate-limited'
+      p.notifyRequester('u-err', { kind: 'granted', title: 't3', lines: ['c'], idempotencyKey: 'k3' }),
+      (e: IntegrationError) => e.kind === 'rate-limited' && e.details.code === 90018
+    );
+    sim.setFaults({ failPaths: [{ pathPrefix: '/topapi/', status: 200, code: 60011, times: 1 }] });
+    await assert.rejects(
+      p.notifyRequester('u-err', { kind: 'granted', title: 't4', lines: ['d'], idempotencyKey: 'k4' }),
+      (e: IntegrationError) => e.kind === 'auth' && e.details.code === 60011
     );
     sim.setFaults({ errorRate: 1 });
     await assert.rejects(p.getInstance(id), (e: IntegrationError) => e.kind === 'transient' && e.retryable);
     sim.clearFaults();
+  });
+
+  it("waits out DingTalk's IP throttle (an answer without errcode, JSON or HTML) for the 5 minutes it blocks", async () => {
+    const { process_instance_id: id } = sim.createInstance({
+      process_code: 'PROC-A',
+      originator_user_id: 'u-throttle',
+      form: [],
+      deliver: false,
+    });
+    const warm = platform();
+    await warm.getInstance(id);
+    for (const format of ['json', 'html'] as const) {
+      sim.setFaults({ ipThrottle: { format } });
+      const throttled = (e: IntegrationError) =>
+        e.kind === 'rate-limited' && e.details.code === IP_THROTTLED && e.details.retryAfterMs === 300_000;
+      // With cached tokens, and from the token endpoints themselves.
+      await assert.rejects(warm.getInstance(id), throttled);
+      await assert.rejects(platform().getInstance(id), throttled);
+      const err = await platform()
+        .notifyRequester('u-throttle', { kind: 'granted', title: 't', lines: [], idempotencyKey: 'kt' })
+        .catch((e: unknown) => e as IntegrationError);
+      assert.ok(throttled(err as IntegrationError), format);
+      // The activity's next attempt waits the block out instead of retrying every second.
+      assert.equal((toTemporalFailure(err) as ApplicationFailure).nextRetryDelay, 300_000);
+    }
+    sim.clearFaults();
+    await warm.getInstance(id);
+  });
+
+  it('reconcile lists by start time: an instance submitted days before its approval is found', async () => {
+    const now = Date.now();
+    const { process_instance_id: old } = sim.createInstance({
+      process_code: 'PROC-A',
+      originator_user_id: 'u-old',
+      form: [],
+      create_time: now - 10 * 86_400_000,
+      deliver: false,
+    });
+    const p = platform();
+    const day = { fromMs: now - 86_400_000, toMs: now + 60_000 };
+    assert.ok(
+      (await p.listInstances!('PROC-A', { ...day, submittedSinceMs: day.fromMs - 14 * 86_400_000 })).includes(old)
+    );
+    assert.ok(!(await p.listInstances!('PROC-A', { ...day, submittedSinceMs: day.fromMs })).includes(old));
+    // DingTalk refuses a startTime over 365 days back; a longer lookback is cut to what it allows.
+    const token = await v1Token();
+    const refused = await fetch(`${sim.url}/v1.0/workflow/processes/instanceIds/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-acs-dingtalk-access-token': token },
+      body: JSON.stringify({ processCode: 'PROC-A', startTime: now - 400 * 86_400_000, nextToken: 0, maxResults: 20 }),
+    });
+    assert.equal(refused.status, 400);
+    assert.equal(((await refused.json()) as { code: string }).code, 'invalidEndTime');
+    assert.ok((await p.listInstances!('PROC-A', { ...day, submittedSinceMs: now - 400 * 86_400_000 })).includes(old));
+    const tooBig = await fetch(`${sim.url}/v1.0/workflow/processes/instanceIds/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-acs-dingtalk-access-token': token },
+      body: JSON.stringify({ processCode: 'PROC-A', startTime: now - 86_400_000, nextToken: 0, maxResults: 50 }),
+    });
+    assert.equal(tooBig.status, 400);
+  });
+
+  it('reconcile reads the failed-push list first: a push DingTalk gave up on is found however old the instance', async () => {
+    const lost = await startDingTalkSimulator({
+      appKey,
+      appSecret,
+      aesKey: 'LostDingTalkAesKey0000000000000000000000042',
+      token: 'losttoken',
+      webhookUrl: 'http://127.0.0.1:9/nowhere',
+      redeliveryScale: 0.00001,
+    });
+    try {
+      const now = Date.now();
+      const { process_instance_id: id } = lost.createInstance({
+        process_code: 'PROC-A',
+        originator_user_id: 'u-lost',
+        form: [],
+        create_time: now - 30 * 86_400_000,
+      });
+      lost.createInstance({ process_code: 'PROC-OTHER', originator_user_id: 'u-x', form: [] });
+      await until('both given up', () => (lost.failedPushes().length === 2 ? true : undefined));
+      const p = platform({ url: lost.url });
+      const window = { fromMs: now - 86_400_000, toMs: now + 60_000, submittedSinceMs: now - 15 * 86_400_000 };
+      assert.deepEqual(await p.listInstances!('PROC-A', window), [id]);
+      // Read once: the next read clears it at DingTalk (and not-routed codes are not kept).
+      assert.deepEqual(await p.listInstances!('PROC-A', window), []);
+      assert.deepEqual(lost.failedPushes(), []);
+      // Without the list (refused), the listing by start time still runs.
+      lost.setFaults({ failPaths: [{ pathPrefix: '/v1.0/event/', status: 403, code: 'Forbidden.AccessDenied' }] });
+      const { process_instance_id: recent } = lost.createInstance({
+        process_code: 'PROC-A',
+        originator_user_id: 'u-recent',
+        form: [],
+        deliver: false,
+      });
+      assert.deepEqual(await p.listInstances!('PROC-A', window), [recent]);
+    } finally {
+      await lost.close();
+    }
   });
 
   it('comments once per idempotency key; the same notification twice reaches the user once', async () => {

@@ -151,6 +151,33 @@ describe('Feishu webhook ingress (real Temporal dev server)', () => {
     assert.equal(await exists(instance), false, 'no workflow was started');
   });
 
+  it('acknowledges an authentic event that can never be read (200, unreadable) so it cannot block later ones', async () => {
+    const instance = t.createApproval('00:1B:44:33:00:05', { deliver: false });
+    // Signed with the encrypt key but without instance_code: redelivering the same bytes would never help, and
+    // while Feishu redelivered it, this instance's later ordered events would wait behind it (doc: ov).
+    const unreadable = approvalInstanceEventV1({
+      approvalCode: APPROVAL_CODE,
+      instanceCode: instance,
+      status: 'APPROVED',
+      token: t.env.FEISHU_VERIFICATION_TOKEN!,
+      appId: t.env.FEISHU_APP_ID!,
+    }) as { event: Record<string, unknown> };
+    delete unreadable.event.instance_code;
+    const req = buildSignedRequest({ body: unreadable, ...sec() });
+    const res = await post(req.rawBody, req.headers);
+    assert.equal(res.status, 200);
+    const json = (await res.json()) as { outcome: string; error: string };
+    assert.deepEqual([json.outcome, json.error], ['unreadable', 'missing_field']);
+    // The same unreadable body with a forged signature is not Feishu's: still refused.
+    const forged = await post(req.rawBody, { ...req.headers, 'x-lark-signature': '0'.repeat(64) });
+    assert.equal(forged.status, 401);
+    // The instance's next event goes through.
+    const next = buildSignedRequest({ body: approvedEvent(instance), ...sec() });
+    assert.equal(((await (await post(next.rawBody, next.headers)).json()) as { outcome: string }).outcome, 'started');
+    const metrics = await (await fetch(`${t.ingressUrl}/metrics`)).text();
+    assert.match(metrics, /platform="feishu",type="unreadable",outcome="unreadable"/);
+  });
+
   it('acknowledges unrouted approval codes and other statuses without starting anything', async () => {
     const instance = t.createApproval('00:1B:44:33:00:04', { deliver: false });
     const unrouted = buildSignedRequest({

@@ -3,8 +3,12 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
   MAC_REJECTION,
+  definitionHasField,
+  describeDefinition,
   extractFieldTexts,
+  fillCellNames,
   findWidgets,
+  hasNamelessCells,
   formatMac,
   isRandomised,
   normaliseMac,
@@ -555,5 +559,91 @@ describe('extractFieldTexts', () => {
     ] as unknown as FormWidget[];
     assert.deepEqual(extractFieldTexts(odd, ['列']), { texts: ['7'], missing: [] });
     assert.equal(findWidgets(odd, '列').length, 1);
+  });
+});
+
+// ---------- Feishu detail tables without cell names, and approval definitions ----------
+
+describe('detail-table columns found through the approval definition', () => {
+  // The documented instance read-back: detail cells with only id, type and value (doc: approval-v4/instance/get).
+  const nameless: FormWidget[] = [
+    { id: 'widget1', name: 'MAC地址', type: 'input', value: 'a4:5e:60:c2:11:01' },
+    {
+      id: 'widget4',
+      name: '设备明细',
+      type: 'fieldList',
+      value: [
+        [
+          { id: 'widget4a', type: 'input', value: '手机' },
+          { id: 'widget4b', type: 'input', value: 'a4:5e:60:c2:11:04' },
+        ],
+        [
+          { id: 'widget4a', type: 'input', value: '电脑' },
+          { id: 'widget4b', type: 'input', value: 'a4:5e:60:c2:11:05' },
+        ],
+      ],
+    } as FormWidget,
+  ];
+  // The definition as approval/get returns it: columns in `children` (read-back) or `value` (create format).
+  const withChildren = [
+    { id: 'widget1', name: 'MAC地址', type: 'input', value: undefined },
+    {
+      id: 'widget4',
+      name: '设备明细',
+      type: 'fieldList',
+      value: undefined,
+      children: [
+        { id: 'widget4a', name: '设备类型', type: 'input' },
+        { id: 'widget4b', name: '设备MAC', type: 'input', custom_id: 'device_mac' },
+      ],
+    },
+  ] as unknown as FormWidget[];
+  const withValue = [
+    {
+      id: 'widget4',
+      name: '设备明细',
+      type: 'fieldList',
+      value: [
+        { id: 'widget4a', name: '设备类型', type: 'input' },
+        { id: 'widget4b', name: '设备MAC', type: 'input' },
+      ],
+    },
+  ] as unknown as FormWidget[];
+
+  it('a column configured by name is missing while the cells have no names', () => {
+    assert.equal(hasNamelessCells(nameless), true);
+    assert.deepEqual(extractFieldTexts(nameless, ['设备MAC']), { texts: [], missing: ['设备MAC'] });
+    // By id it was always found.
+    assert.deepEqual(extractFieldTexts(nameless, ['widget4b']).texts, ['a4:5e:60:c2:11:04', 'a4:5e:60:c2:11:05']);
+  });
+
+  it('fillCellNames gives each cell its column name (and custom id) from either definition format', () => {
+    for (const definition of [withChildren, withValue]) {
+      const filled = fillCellNames(nameless, definition);
+      assert.equal(hasNamelessCells(filled), false);
+      assert.deepEqual(extractFieldTexts(filled, ['设备MAC']), {
+        texts: ['a4:5e:60:c2:11:04', 'a4:5e:60:c2:11:05'],
+        missing: [],
+      });
+    }
+    assert.deepEqual(extractFieldTexts(fillCellNames(nameless, withChildren), ['device_mac']).missing, []);
+    // Named cells and cells of unknown columns are left as they are.
+    const unknown = fillCellNames(nameless, [{ id: 'x', name: 'x', type: 'fieldList', value: [] }]);
+    assert.deepEqual(unknown, nameless);
+  });
+
+  it('definitionHasField looks at widgets and columns by name, id or custom id', () => {
+    for (const field of ['MAC地址', 'widget1', '设备明细', '设备MAC', 'widget4b', 'device_mac'])
+      assert.equal(definitionHasField(withChildren, field), true, field);
+    assert.equal(definitionHasField(withValue, '设备MAC'), true);
+    assert.equal(definitionHasField(withChildren, '有效期'), false);
+    assert.equal(describeDefinition(withChildren), 'MAC地址, 设备明细 [设备类型, 设备MAC]');
+  });
+
+  it('findWidgets matches a custom id on instance widgets too', () => {
+    const form = [
+      { id: 'widget9', custom_id: 'macs', name: '设备地址', type: 'textarea', value: 'x' },
+    ] as unknown as FormWidget[];
+    assert.equal(findWidgets(form, 'macs').length, 1);
   });
 });

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
+import { toTemporalFailure } from '../activities/classify';
 import type { IntegrationError } from '../domain/errors';
+import { answerBudgetMs, ANSWER_DEADLINE_MS, timingFor } from '../ingress/event-processor';
+import { reconcileMissedApprovals } from '../reconcile/reconciler';
 import { createWeComPlatform } from '../platforms/wecom/wecom-platform';
-import { cdata, encrypt, sign, wecomEchoQuery, wecomRequest } from '../simulators/dingtalk/callback-signer';
+import { cdata, encrypt, sign, wecomEchoQuery, wecomRequest } from '../simulators/shared/callback-signer';
 import { startWeComSimulator, type WeComControlInput, type WeComSimulator } from '../simulators/wecom/server';
 import { workflowIdFor } from '../workflows/definitions';
 import type { NacWhitelistResult } from '../workflows/nac-whitelist.workflow';
@@ -45,7 +49,7 @@ describe('WeCom callback → Wi‑Fi automation (real Temporal dev server)', () 
   let t: TestStack;
   let sim: WeComSimulator;
   before(async () => {
-    t = await startTestStack();
+    t = await startTestStack({ stoppableTemporal: true });
     sim = t.wecomSim!;
   });
   after(async () => {
@@ -289,18 +293,17 @@ describe('WeCom callback → Wi‑Fi automation (real Temporal dev server)', () 
     assert.equal(await exists(spNo), false);
   });
 
-  it('WeCom retries a failed push (three times, then drops it), and a retried event runs once', async () => {
-    // A receiver that refuses the first push and forwards the rest to the ingress.
-    let refused = 0;
+  /**
+   * A receiver in front of the ingress: `first(res, n)` may answer request n itself (returning true); the others are
+   * forwarded.
+   */
+  async function frontOfIngress(first: (res: ServerResponse, n: number) => boolean) {
+    let n = 0;
     const proxy = createServer((req, res) => {
       void (async () => {
         const chunks: Buffer[] = [];
         for await (const c of req) chunks.push(c as Buffer);
-        if (refused < 1) {
-          refused += 1;
-          res.writeHead(503).end();
-          return;
-        }
+        if (first(res, n++)) return;
         const r = await fetch(`${t.ingressUrl}/webhook/wecom${req.url!.slice(req.url!.indexOf('?'))}`, {
           method: 'POST',
           body: Buffer.concat(chunks),
@@ -310,8 +313,109 @@ describe('WeCom callback → Wi‑Fi automation (real Temporal dev server)', () 
       })();
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    return {
+      url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/`,
+      reset: () => (n = 0),
+      close: () => proxy.close(),
+    };
+  }
+
+  it("under 90930's reading WeCom does not push again after a 503, but does after a time-out (5 s)", async () => {
+    assert.equal(ANSWER_DEADLINE_MS.wecom, 5000);
+    assert.equal(answerBudgetMs('wecom'), 4000);
+    // The first request is answered 503 at once, or after 5.5 s; the rest go to the ingress.
+    let first: 'refuse' | 'stall' = 'refuse';
+    const proxy = await frontOfIngress((res, n) => {
+      if (n > 0) return false;
+      if (first === 'refuse') res.writeHead(503).end();
+      else setTimeout(() => res.writeHead(503).end(), 5500);
+      return true;
+    });
     try {
-      sim.setWebhookUrl(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}/`);
+      sim.setWebhookUrl(proxy.url);
+      const { sp_no: refused } = sim.createInstance({
+        template_id: TEMPLATE_ID,
+        userid: 'Refused',
+        form: wifiForm('x'),
+      });
+      const gaveUp = await until('the give-up', () =>
+        sim.deliveries().find((d) => d.instance_id === refused && d.outcome === 'gave-up')
+      );
+      assert.deepEqual([gaveUp.attempt, gaveUp.status], [1, 503]);
+      first = 'stall';
+      proxy.reset();
+      const { sp_no: stalled } = sim.createInstance({
+        template_id: TEMPLATE_ID,
+        userid: 'Stalled',
+        form: wifiForm('00:1B:44:E6:00:01'),
+      });
+      await t.waitForPhase(workflowIdFor('wecom', stalled), ['active'], 30_000);
+      const ds = sim.deliveries().filter((d) => d.instance_id === stalled);
+      assert.deepEqual(
+        ds.map((d) => [d.attempt, d.ok, d.error]),
+        [
+          [1, false, 'no answer within 5000 ms'],
+          [2, true, undefined],
+        ]
+      );
+      await t.client.workflow.getHandle(workflowIdFor('wecom', stalled)).signal('cancel', { reason: 'test over' });
+    } finally {
+      sim.setWebhookUrl(`${t.ingressUrl}/webhook/wecom`);
+      proxy.close();
+    }
+  });
+
+  it('a batch application (batch_applyer) is one grant, and every applicant is told', async () => {
+    const { sp_no: spNo } = sim.createInstance({
+      template_id: TEMPLATE_ID,
+      batch_userids: ['ZhangSan', 'LiSi'],
+      form: wifiForm('00:1B:44:E7:00:01'),
+    });
+    const status = await t.waitForPhase(workflowIdFor('wecom', spNo), ['active']);
+    assert.equal(status.macs[0]!.state, 'granted');
+    const told = await until('the message', () =>
+      sim.messages().find((m) => m.touser === 'ZhangSan|LiSi' && /granted/.test(JSON.stringify(m.content)))
+    );
+    assert.deepEqual(told.delivered_to, ['ZhangSan', 'LiSi']);
+    await t.client.workflow.getHandle(workflowIdFor('wecom', spNo)).signal('cancel', { reason: 'test over' });
+  });
+
+  it('reconcile finds an approval submitted days before it passed, whose callback never arrived', async () => {
+    const now = Date.now();
+    const { sp_no: spNo } = sim.createInstance({
+      template_id: TEMPLATE_ID,
+      userid: 'Reconciled',
+      form: wifiForm('00:1B:44:E8:00:01'),
+      apply_time: Math.floor((now - 9 * 86_400_000) / 1000),
+      deliver: false,
+    });
+    const report = await reconcileMissedApprovals(
+      {
+        client: t.client,
+        routes: t.config.routes.filter((r) => r.platform === 'wecom'),
+        platforms: t.platforms!,
+        nac: t.nac!,
+        timing: timingFor(t.config),
+        approvalMaxAgeMs: 14 * 86_400_000,
+      },
+      { fromMs: now - 3_600_000, toMs: now + 60_000 }
+    );
+    assert.ok(report.started.includes(workflowIdFor('wecom', spNo)), JSON.stringify(report));
+    await t.waitForPhase(workflowIdFor('wecom', spNo), ['active']);
+    await t.client.workflow.getHandle(workflowIdFor('wecom', spNo)).signal('cancel', { reason: 'test over' });
+  });
+
+  it('WeCom retries a failed push (three times, then drops it), and a retried event runs once', async () => {
+    // A receiver that refuses the first push and forwards the rest to the ingress.
+    const proxy = await frontOfIngress((res, n) => {
+      if (n > 0) return false;
+      res.writeHead(503).end();
+      return true;
+    });
+    try {
+      // Doc 90238's reading: any non-200 is pushed again.
+      sim.setRetryOn('any-failure');
+      sim.setWebhookUrl(proxy.url);
       const { sp_no: spNo } = sim.createInstance({
         template_id: TEMPLATE_ID,
         userid: 'Retry',
@@ -336,9 +440,32 @@ describe('WeCom callback → Wi‑Fi automation (real Temporal dev server)', () 
       );
       assert.equal(gaveUp.attempt, 4);
     } finally {
+      sim.setRetryOn('timeout-only');
       sim.setWebhookUrl(`${t.ingressUrl}/webhook/wecom`);
       proxy.close();
     }
+  });
+
+  it("holds the 503 past WeCom's 5 s, so it pushes again even if only time-outs are retried (90930)", async () => {
+    await t.stopTemporal();
+    const { sp_no: spNo } = sim.createInstance({
+      template_id: TEMPLATE_ID,
+      userid: 'Patient',
+      form: wifiForm('00:1B:44:E9:00:01'),
+    });
+    const [first] = await until('the first push', () => {
+      const d = sim.deliveries().filter((x) => x.instance_id === spNo);
+      return d.length ? d : undefined;
+    });
+    assert.deepEqual([first!.ok, first!.error], [false, 'no answer within 5000 ms']);
+    await t.startTemporal();
+    await t.waitForPhase(workflowIdFor('wecom', spNo), ['active'], 60_000);
+    const ds = sim.deliveries().filter((x) => x.instance_id === spNo);
+    assert.equal(ds.filter((d) => d.ok).length, 1);
+    assert.ok(
+      ds.every((d) => d.ok || d.error === 'no answer within 5000 ms'),
+      JSON.stringify(ds)
+    );
   });
 });
 
@@ -403,21 +530,32 @@ describe('WeCom platform against the simulator (API, tokens, errors)', () => {
       sim.setStatus(spNo, status, { deliver: false });
       assert.equal((await platform().getInstance(spNo)).status, want);
     }
+    // Paid (10) is listed with approved (2): only an approved application gets paid.
+    const now = Date.now();
     assert.deepEqual(
-      await platform().listInstances!('T1', { fromMs: 0, toMs: Date.now() + 1000, submittedSinceMs: 0 }),
-      []
-    ); // paid is not sp_status 2
+      await platform().listInstances!('T1', {
+        fromMs: now - 3_600_000,
+        toMs: now + 1000,
+        submittedSinceMs: now - 86_400_000,
+      }),
+      [spNo]
+    );
   });
 
   it('refreshes a rejected token, classifies errors, and lets WeCom dedupe a repeated message', async () => {
     const { sp_no: spNo } = sim.createInstance({ template_id: 'T2', userid: 'u2', form: [], deliver: false });
     const p = platform();
     await p.getInstance(spNo);
+    // The cached token is refused (40014): dropped, and the call made once more with a new one.
     sim.revokeTokens();
+    await p.getInstance(spNo);
+    // Refused again with the new one: the call fails, retryable.
+    sim.setFaults({ failPaths: [{ pathPrefix: '/cgi-bin/oa/', status: 200, code: 42001, times: 2 }] });
     await assert.rejects(
       p.getInstance(spNo),
-      (e: IntegrationError) => e.kind === 'transient' && e.details.code === 40014
+      (e: IntegrationError) => e.kind === 'transient' && e.details.code === 42001
     );
+    sim.clearFaults();
     await p.getInstance(spNo);
     await assert.rejects(
       platform({ corpSecret: 'wrong' }).getInstance(spNo),
@@ -444,6 +582,134 @@ describe('WeCom platform against the simulator (API, tokens, errors)', () => {
     assert.equal(sim.messages().filter((m) => m.touser === 'u2').length, 1);
     await p.commentOnInstance({ instanceId: spNo, requesterId: 'u2' }, 'noted', 'k'); // a documented no-op
     sim.setStatus(spNo, 'APPROVED', { deliver: false });
-    assert.deepEqual(await p.listInstances!('T2', { fromMs: 0, toMs: Date.now() + 1000, submittedSinceMs: 0 }), [spNo]);
+    const now = Date.now();
+    assert.deepEqual(
+      await p.listInstances!('T2', { fromMs: now - 3_600_000, toMs: now + 1000, submittedSinceMs: now - 86_400_000 }),
+      [spNo]
+    );
+  });
+
+  it('45009: waits a minute, and an hour once the block outlasts the minute (90312); 45011 is no WeCom code', async () => {
+    const { sp_no: spNo } = sim.createInstance({ template_id: 'T3', userid: 'u3', form: [], deliver: false });
+    let clock = Date.now();
+    const p = createWeComPlatform({ ...cfg, baseUrl: sim.url }, { timeoutMs: 2000, now: () => clock });
+    await p.getInstance(spNo);
+    sim.setFaults({ frequency: { perHour: 1 } });
+    await p.getInstance(spNo);
+    const blocked = (ms: number) => (e: IntegrationError) =>
+      e.kind === 'rate-limited' && e.details.code === 45009 && e.details.retryAfterMs === ms;
+    const failure = (call: Promise<unknown>) =>
+      call.then(
+        () => assert.fail('expected a failure'),
+        (e: unknown) => e as IntegrationError
+      );
+    let err = await failure(p.getInstance(spNo));
+    assert.ok(blocked(61_000)(err), JSON.stringify(err));
+    assert.equal((toTemporalFailure(err) as ApplicationFailure).nextRetryDelay, 61_000);
+    // A minute later it still blocks: the per-hour limit, so the rest of the hour.
+    clock += 61_000;
+    err = await failure(p.getInstance(spNo));
+    assert.ok(blocked(3_600_000 - 61_000 + 1000)(err), JSON.stringify(err));
+    assert.equal((toTemporalFailure(err) as ApplicationFailure).nextRetryDelay, 3_540_000);
+    // Over once a call succeeds; a later 45009 is a new block.
+    sim.clearFaults();
+    await p.getInstance(spNo);
+    sim.setFaults({ failPaths: [{ pathPrefix: '/cgi-bin/oa/', status: 200, code: 45009, times: 1 }] });
+    await assert.rejects(p.getInstance(spNo), blocked(61_000));
+    // 45033 (concurrency) is a rate limit without a stated wait: the retry policy's back-off applies.
+    sim.setFaults({ failPaths: [{ pathPrefix: '/cgi-bin/oa/', status: 200, code: 45033, times: 1 }] });
+    err = await failure(p.getInstance(spNo));
+    assert.equal(err.kind, 'rate-limited');
+    assert.equal((toTemporalFailure(err) as ApplicationFailure).nextRetryDelay, undefined);
+    sim.setFaults({ failPaths: [{ pathPrefix: '/cgi-bin/oa/', status: 200, code: 45011, times: 1 }] });
+    await assert.rejects(p.getInstance(spNo), (e: IntegrationError) => e.kind === 'invalid');
+    sim.clearFaults();
+  });
+
+  it('lists by submission time in calls of at most 31 days (301025 beyond), within the visible range', async () => {
+    const now = Date.now();
+    const submitted = (daysAgo: number, userid = 'u4') =>
+      sim.createInstance({
+        template_id: 'T4',
+        userid,
+        form: [],
+        deliver: false,
+        apply_time: Math.floor((now - daysAgo * 86_400_000) / 1000),
+      }).sp_no;
+    const [d45, d10, d70] = [submitted(45), submitted(10), submitted(70)];
+    const outside = submitted(5, 'Outsider');
+    const p = platform();
+    const window = (sinceDays: number) => ({
+      fromMs: now - 86_400_000,
+      toMs: now + 1000,
+      submittedSinceMs: now - sinceDays * 86_400_000,
+    });
+    sim.setApp({ outsideVisibleRange: ['outsider'] });
+    assert.deepEqual((await p.listInstances!('T4', window(60))).sort(), [d10, d45].sort());
+    assert.deepEqual((await p.listInstances!('T4', window(14))).sort(), [d10]);
+    sim.setApp({});
+    assert.deepEqual((await p.listInstances!('T4', window(80))).sort(), [d10, d45, d70, outside].sort());
+    // One call over 31 days is refused.
+    const { access_token: token } = (await (
+      await fetch(`${sim.url}/cgi-bin/gettoken?corpid=${cfg.corpId}&corpsecret=${cfg.corpSecret}`)
+    ).json()) as { access_token: string };
+    const long = (await (
+      await fetch(`${sim.url}/cgi-bin/oa/getapprovalinfo?access_token=${token}`, {
+        method: 'POST',
+        body: JSON.stringify({
+          starttime: String(Math.floor(now / 1000) - 40 * 86_400),
+          endtime: String(Math.floor(now / 1000)),
+          new_cursor: '',
+          size: 100,
+        }),
+      })
+    ).json()) as { errcode: number };
+    assert.equal(long.errcode, 301025);
+    // Without the 审批数据权限 grant: configuration.
+    sim.setApp({ approvalDataPermission: false });
+    await assert.rejects(
+      p.listInstances!('T4', window(14)),
+      (e: IntegrationError) => e.kind === 'auth' && e.details.code === 301055
+    );
+    sim.setApp({});
+  });
+
+  it('a batch application: batch_applyer instead of applyer, its applicants the requester', async () => {
+    const { sp_no: spNo } = sim.createInstance({
+      template_id: 'T5',
+      batch_userids: ['WangWu', 'ZhaoLiu'],
+      form: [],
+      deliver: false,
+    });
+    const inst = await platform().getInstance(spNo);
+    assert.equal(inst.requesterId, 'WangWu|ZhaoLiu');
+    assert.equal(inst.requesterUserId, 'WangWu');
+  });
+
+  it('a message refused for some applicants is sent to the rest; refused for all it fails (81013, invaliduser)', async () => {
+    const p = platform();
+    const msg = (key: string) => ({ kind: 'granted' as const, title: key, lines: ['x'], idempotencyKey: key });
+    sim.setApp({ outsideVisibleRange: ['Ghost'], unlicensed: ['NoLicence'] });
+    await p.notifyRequester('Present|Ghost', msg('m1'));
+    assert.deepEqual(sim.messages().find((m) => m.touser === 'Present|Ghost')?.delivered_to, ['Present']);
+    await assert.rejects(
+      p.notifyRequester('Ghost', msg('m2')),
+      (e: IntegrationError) => e.kind === 'invalid' && e.details.code === 81013
+    );
+    await assert.rejects(
+      p.notifyRequester('NoLicence|Ghost', msg('m3')),
+      (e: IntegrationError) => e.kind === 'invalid' && e.details.code === 81013
+    );
+    // The same with errcode 0: refused ids come back lower-cased, and are compared so.
+    sim.setApp({ outsideVisibleRange: ['Ghost'], unlicensed: ['NoLicence'], allRefused: 'ok' });
+    await assert.rejects(
+      p.notifyRequester('GHOST', msg('m4')),
+      (e: IntegrationError) => e.kind === 'invalid' && e.details.code === 'invaliduser'
+    );
+    await assert.rejects(
+      p.notifyRequester('NoLicence', msg('m5')),
+      (e: IntegrationError) => e.kind === 'invalid' && e.details.code === 'unlicenseduser'
+    );
+    sim.setApp({});
   });
 });

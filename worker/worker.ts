@@ -8,6 +8,7 @@ import {
   type LogLevel,
 } from '@temporalio/worker';
 import { createApprovalActivities, createNacActivities } from '../activities';
+import { createAmendmentActivities } from '../activities/amendments';
 import { createReconcileActivities } from '../activities/reconcile';
 import type { ReconcileDeps } from '../reconcile/reconciler';
 import { createForwardActivities } from '../activities/forward';
@@ -32,7 +33,11 @@ export interface WorkerDeps {
   nacCoa: CoaMode;
   /** Reconcile activities (the scheduled `reconcileWorkflow`); they need a Temporal client of their own. */
   reconcile?: Omit<ReconcileDeps, 'progress'>;
+  /** Applying an approved revoke / modify instance to its request's grant: a Temporal client too. */
+  amendments?: Parameters<typeof createAmendmentActivities>[0];
   identity?: string;
+  /** APPROVAL_PLUS_TIMEZONE: the zone messages and comments show times in (default: the host's). */
+  timeZone?: string;
   /** A prebuilt bundle (production image); otherwise workflows are bundled from source at start. */
   workflowBundlePath?: string;
   /** Forward subscribers (routes file): the delivery activity signs with their secrets. */
@@ -79,9 +84,10 @@ export async function createWorkers(deps: WorkerDeps): Promise<{ run(): Promise<
     identity,
     ...workflowSource,
     activities: {
-      ...createApprovalActivities({ platforms: deps.platforms }),
+      ...createApprovalActivities({ platforms: deps.platforms, timeZone: deps.timeZone }),
       ...createForwardActivities({ subscribers: deps.forwardSubscribers ?? [] }),
       ...(deps.reconcile ? createReconcileActivities(deps.reconcile) : {}),
+      ...(deps.amendments ? createAmendmentActivities(deps.amendments) : {}),
     },
   });
   const nac = await Worker.create({

@@ -49,6 +49,17 @@ export interface AdoptPriorInput {
  */
 export const adoptPriorSignal = defineSignal<[AdoptPriorInput]>('adoptPrior');
 
+export interface AmendInput {
+  /** The approved 修改 (modify) instance whose form replaces this grant's devices and duration. */
+  instanceId: string;
+}
+/**
+ * A later approved modification of this grant's request (Feishu 修改, DingTalk MODIFY attached instance): the grant
+ * fetches it and moves to its devices and duration — devices no longer listed are revoked, new ones granted,
+ * unchanged ones untouched. Sent by the modification's own run, which never grants on its own.
+ */
+export const amendSignal = defineSignal<[AmendInput]>('amend');
+
 export type GrantPhase =
   | 'fetching'
   | 'granting'

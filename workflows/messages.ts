@@ -1,6 +1,11 @@
 /**
  * The texts the requester and the approval's audit trail receive. Pure functions of the workflow's state, so they are
  * safe in workflow code. Bilingual (zh / en) like the rest of the requester-facing text.
+ *
+ * Platform-neutral: lines are plain text, never markup (each platform escapes them for its own format: Feishu lark_md,
+ * DingTalk markdown, WeCom text), so form text quoted here cannot turn into markup. Lines starting with LIST_ITEM are
+ * list items a platform may shorten ("and N more") to fit its size limit. Times are ISO-8601 UTC instants
+ * (`toISOString`): replay-safe; the activity that delivers a text shows them in APPROVAL_PLUS_TIMEZONE (localiseTimes).
  */
 import type { RequesterMessage } from '../domain/types';
 import type { MacStatus } from './definitions';
@@ -15,6 +20,14 @@ export interface MessageContext {
   expiryLabel?: string;
 }
 
+/** Starts a list item; a platform that must shorten a message drops list items first (see moreItemsLine). */
+export const LIST_ITEM = '• ';
+
+/** What the requester typed, quoted; localiseTimes leaves quoted text as it was typed. */
+function quoteInput(input: string): string {
+  return `“${input.replace(/[“”]/g, '"')}”`;
+}
+
 const RANDOMISED_ADVICE =
   '以下地址是随机（私有）MAC，设备可能会更换它：请在该 Wi‑Fi 的设置中关闭“私有地址/随机 MAC”。' +
   ' / These are randomised (private) MACs that the device may change: turn off "private address" for this Wi‑Fi.';
@@ -25,7 +38,11 @@ function expiryLine(ctx: MessageContext): string {
 
 function invalidLines(ctx: MessageContext): string[] {
   if (ctx.invalid.length === 0) return [];
-  return ['未处理的输入 / not processed:', ...ctx.invalid.map((i) => `• \`${i.input}\`: ${i.reason}`)];
+  // Quoted, not backticked: no platform has inline code in its message format (Feishu lark_md shows them literally).
+  return [
+    '未处理的输入 / not processed:',
+    ...ctx.invalid.map((i) => `${LIST_ITEM}${quoteInput(i.input)}: ${i.reason}`),
+  ];
 }
 
 function randomisedLines(ctx: MessageContext): string[] {
@@ -150,4 +167,101 @@ export function extendedMessage(
 export function auditComment(event: string, macs: MacStatus[], extra?: string): string {
   const list = macs.map((m) => `${m.mac}=${m.state}`).join(', ');
   return `[ApprovalPlus] ${event}${list ? `: ${list}` : ''}${extra ? ` (${extra})` : ''}`;
+}
+
+/** An approved modification moved the grant to new devices or a new duration: what changed, and what holds now. */
+export function amendedMessage(
+  ctx: MessageContext,
+  changeInstanceId: string,
+  change: { added: string[]; removed: string[]; failed: string[] },
+  macs: MacStatus[]
+): RequesterMessage {
+  const unchanged = macs.filter((m) => m.state === 'granted' && !change.added.includes(m.mac));
+  return {
+    kind: 'changed',
+    title: 'Wi‑Fi 接入已按修改后的审批调整 / Wi‑Fi access changed by the modified approval',
+    lines: [
+      ...(change.added.length ? ['新增 / added:', ...change.added.map((m) => `• ${m}`)] : []),
+      ...(change.removed.length ? ['已移除 / removed:', ...change.removed.map((m) => `• ${m}`)] : []),
+      ...(change.failed.length ? ['未能添加 / could not be added:', ...change.failed.map((m) => `• ${m}`)] : []),
+      ...(unchanged.length ? [`未变 / unchanged: ${unchanged.length}`] : []),
+      expiryLine(ctx),
+      ...reconnectLines(macs),
+      ...invalidLines(ctx),
+    ],
+    idempotencyKey: `${ctx.grantId}:changed:${changeInstanceId}`.slice(0, 200),
+    instanceId: changeInstanceId,
+  };
+}
+
+/** An approved modification arrived after its request's access had already ended: nothing was granted. */
+export function changeNotAppliedMessage(ctx: MessageContext, originalInstanceId: string): RequesterMessage {
+  return {
+    kind: 'failed',
+    title: 'Wi‑Fi 接入修改未生效 / Wi‑Fi access change not applied',
+    lines: [
+      `原审批 ${originalInstanceId} 的接入已结束，修改不会重新开通。请提交新的申请。 / The access of the original approval ${originalInstanceId} has already ended; a modification does not grant it again. Please submit a new request.`,
+    ],
+    idempotencyKey: `${ctx.grantId}:change-not-applied`,
+    instanceId: ctx.instanceId,
+  };
+}
+
+/** Replaces the list items a platform had to leave out to fit its size limit. */
+export function moreItemsLine(count: number): string {
+  return `${LIST_ITEM}…以及另外 ${count} 项 / and ${count} more`;
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+/** Throws RangeError for a zone Intl does not know (config validates APPROVAL_PLUS_TIMEZONE with it at start-up). */
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+      timeZoneName: 'longOffset',
+    });
+    formatters.set(timeZone, f);
+  }
+  return f;
+}
+
+/**
+ * "2026-12-08 18:00 (UTC+08:00)": an instant in `timeZone` (an IANA name) with its offset, so a reader in another
+ * zone still knows the moment. Deterministic: Intl with an explicit zone depends only on its input (and tzdata).
+ */
+export function formatInstant(ms: number, timeZone: string): string {
+  const parts: Record<string, string> = {};
+  for (const p of formatterFor(timeZone).formatToParts(ms)) parts[p.type] = p.value;
+  // 'GMT+08:00', or a bare 'GMT' for a zero offset on some ICU versions.
+  const offset = (parts.timeZoneName ?? 'GMT').replace(/^GMT/, '') || '+00:00';
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute} (UTC${offset})`;
+}
+
+const ISO_INSTANT = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?Z\b/g;
+
+/** Every ISO-8601 UTC instant in `text` shown in `timeZone` (formatInstant); text quoted from the form is left alone. */
+export function localiseTimes(text: string, timeZone: string): string {
+  return text
+    .split(/(“[^”]*”)/)
+    .map((part) =>
+      part.startsWith('“') ? part : part.replace(ISO_INSTANT, (iso) => formatInstant(Date.parse(iso), timeZone))
+    )
+    .join('');
+}
+
+/** The message as the requester reads it in `timeZone`; the idempotency key stays as it was (it dedupes retries). */
+export function localiseMessage(message: RequesterMessage, timeZone: string): RequesterMessage {
+  return {
+    ...message,
+    title: localiseTimes(message.title, timeZone),
+    lines: message.lines.map((line) => localiseTimes(line, timeZone)),
+  };
 }

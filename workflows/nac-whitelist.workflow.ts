@@ -22,11 +22,13 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ApprovalActivities, ApprovalRequest, NacActivities } from '../activities';
-import type { PlatformName, RequesterMessage } from '../domain/types';
+import type { AmendmentActivities, ApprovalActivities, ApprovalRequest, NacActivities } from '../activities';
+import type { Amendment, PlatformName, RequesterMessage } from '../domain/types';
+import type { ParsedMac } from '../domain/mac';
 import type { EndpointSnapshot, GrantTag } from '../nac/adapter';
 import {
   adoptPriorSignal,
+  amendSignal,
   cancelSignal,
   extendUpdate,
   GrantExpiresAtKey,
@@ -34,6 +36,7 @@ import {
   NAC_TASK_QUEUE,
   RequesterRefKey,
   statusQuery,
+  type AmendInput,
   type CancelInput,
   type ExtendInput,
   type GrantPhase,
@@ -41,7 +44,9 @@ import {
   type MacStatus,
 } from './definitions';
 import {
+  amendedMessage,
   auditComment,
+  changeNotAppliedMessage,
   extendedMessage,
   failedMessage,
   grantedMessage,
@@ -66,7 +71,17 @@ export interface NacWhitelistInput {
   trigger?: { source: string; eventId?: string };
 }
 
-export type NacWhitelistOutcome = 'revoked' | 'expired' | 'failed' | 'rejected-input' | 'not-approved' | 'not-routed';
+export type NacWhitelistOutcome =
+  | 'revoked'
+  | 'expired'
+  | 'failed'
+  | 'rejected-input'
+  | 'not-approved'
+  | 'not-routed'
+  /** An approved revoke / modify instance: applied to the grant of the request it changes (never a grant of its own). */
+  | 'applied-to-original'
+  /** An approved modification whose original grant had already ended: nothing granted. */
+  | 'original-ended';
 
 export interface NacWhitelistResult {
   outcome: NacWhitelistOutcome;
@@ -75,6 +90,10 @@ export interface NacWhitelistResult {
   expiresAt?: string;
 }
 
+const amendmentCalls = proxyActivities<AmendmentActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 12 },
+});
 const platformCalls = proxyActivities<ApprovalActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 12 },
@@ -143,6 +162,12 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
   setHandler(adoptPriorSignal, ({ mac, prior, from }) => {
     const c = compensations.find((x) => x.mac === mac && x.prior?.tag?.grantId === from);
     if (c) c.prior = prior;
+  });
+
+  // Approved modifications of this request (Feishu 修改, DingTalk MODIFY), applied by the main loop in order.
+  const amendments: AmendInput[] = [];
+  setHandler(amendSignal, (a) => {
+    if (a?.instanceId && !amendments.some((x) => x.instanceId === a.instanceId)) amendments.push(a);
   });
 
   // Extensions are applied by the main loop (it owns the timers); the update waits until its turn is done.
@@ -218,12 +243,12 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
       log.warn('requester message failed', { error: status.lastError });
     }
   };
-  const comment = async (event: string, key: string, extra?: string) => {
+  const comment = async (event: string, key: string, extra?: string, onInstance = input.instanceId) => {
     if (!request) return;
     try {
       await platformCalls.commentOnInstance(
         input.platform,
-        input.instanceId,
+        onInstance,
         request.requesterId,
         auditComment(event, status.macs, extra),
         `${grantId}:${key}`
@@ -262,37 +287,40 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
     }
   };
 
+  /** Undo one device's write (restore its prior state, or delete what the grant created), then its CoA. */
+  const undoOne = async (c: Compensation, why?: string) => {
+    const entry = status.macs.find((m) => m.mac === c.display);
+    try {
+      const done = await nacUndoCalls.restoreEndpoint.executeWithOptions(
+        { summary: `undo ${c.prior ? 'restore prior state' : 'remove'}` },
+        [c.mac, c.prior, grantId]
+      );
+      if (entry && entry.state !== 'failed')
+        entry.state = done === 'skipped' ? 'left-alone' : done === 'deleted' ? 'removed' : 'restored';
+      if (entry && done === 'skipped') entry.detail = 'changed by someone else since; left as it is';
+      else if (entry && why) entry.detail = why;
+      // Added with CoA: the device's live session loses the access now, not at its next re-authentication.
+      if (done !== 'skipped' && patched('change-of-authorization')) {
+        await changeOfAuthorization(c.mac, c.display, 'revoke');
+      }
+      // Added after the first release: runs that skipped an undo before it was deployed replay without it.
+      if (done === 'skipped' && patched('handover-to-later-grant')) {
+        const holder = await handOver(c);
+        if (entry && holder) {
+          entry.state = 'handed-over';
+          entry.detail = `still granted by ${holder}`;
+        }
+      }
+    } catch (err) {
+      status.lastError = `undo failed for ${c.display}: ${reasonOf(err)}`;
+      log.error('compensation failed', { error: status.lastError });
+    }
+  };
+
   /** Run every registered compensation, newest first; never throws, never cancelled. */
   const undo = () =>
     CancellationScope.nonCancellable(async () => {
-      while (compensations.length > 0) {
-        const c = compensations.shift()!;
-        const entry = status.macs.find((m) => m.mac === c.display);
-        try {
-          const done = await nacUndoCalls.restoreEndpoint.executeWithOptions(
-            { summary: `undo ${c.prior ? 'restore prior state' : 'remove'}` },
-            [c.mac, c.prior, grantId]
-          );
-          if (entry && entry.state !== 'failed')
-            entry.state = done === 'skipped' ? 'left-alone' : done === 'deleted' ? 'removed' : 'restored';
-          if (entry && done === 'skipped') entry.detail = 'changed by someone else since; left as it is';
-          // Added with CoA: the device's live session loses the access now, not at its next re-authentication.
-          if (done !== 'skipped' && patched('change-of-authorization')) {
-            await changeOfAuthorization(c.mac, c.display, 'revoke');
-          }
-          // Added after the first release: runs that skipped an undo before it was deployed replay without it.
-          if (done === 'skipped' && patched('handover-to-later-grant')) {
-            const holder = await handOver(c);
-            if (entry && holder) {
-              entry.state = 'handed-over';
-              entry.detail = `still granted by ${holder}`;
-            }
-          }
-        } catch (err) {
-          status.lastError = `undo failed for ${c.display}: ${reasonOf(err)}`;
-          log.error('compensation failed', { error: status.lastError });
-        }
-      }
+      while (compensations.length > 0) await undoOne(compensations.shift()!);
     });
 
   /**
@@ -325,6 +353,94 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
       setPhase(expired ? 'expired' : 'revoked');
     });
 
+  /** Devices that existed on the NAC before this grant wrote them: they may have a live session to re-authorise. */
+  const existed: { mac: string; display: string }[] = [];
+
+  /**
+   * Whitelist one device; answers the failure's reason, or undefined. Its undo is registered before the write. On a
+   * failure the device is marked failed; undoing it (and the others) is the caller's decision.
+   */
+  const grantDevice = async (m: ParsedMac, n: string, tag: GrantTag): Promise<string | undefined> => {
+    const entry = status.macs.find((s) => s.mac === m.display)!;
+    try {
+      if (patched('create-first')) {
+        // One request for a device the NAC has never seen. Registered before the write: a create that commits but
+        // never answers is still undone (restore deletes only an endpoint carrying this grant's tag).
+        const compensation: Compensation = { mac: m.mac, display: m.display, prior: null };
+        compensations.unshift(compensation);
+        const first = await nacCalls.createWhitelisted.executeWithOptions({ summary: `whitelist device ${n}` }, [
+          m.mac,
+          tag,
+        ]);
+        if (first.action === 'exists') {
+          // Nothing written yet: what is there is the prior state that undo must put back.
+          compensation.prior = first.endpoint;
+          const result = await nacCalls.whitelistEndpoint.executeWithOptions(
+            { summary: `whitelist existing device ${n}` },
+            [m.mac, tag, first.endpoint]
+          );
+          existed.push({ mac: m.mac, display: m.display });
+          entry.detail = result.action === 'updated' ? 'existing endpoint moved into the whitelist' : undefined;
+        } else {
+          // The NAC had never seen the device, so it has no session there for a CoA to act on.
+          entry.coa = 'not-needed';
+        }
+        entry.state = 'granted';
+      } else {
+        const prior = await nacCalls.lookupEndpoint.executeWithOptions({ summary: `read device ${n}` }, [m.mac]);
+        // Registered before the write: a write that commits but never answers is still undone.
+        compensations.unshift({ mac: m.mac, display: m.display, prior });
+        const result = await nacCalls.whitelistEndpoint.executeWithOptions({ summary: `whitelist device ${n}` }, [
+          m.mac,
+          tag,
+        ]);
+        entry.state = 'granted';
+        entry.detail = result.action === 'updated' ? 'existing endpoint moved into the whitelist' : undefined;
+      }
+      return undefined;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const failure = reasonOf(err);
+      entry.state = 'failed';
+      entry.detail = failure;
+      status.lastError = failure;
+      return failure;
+    }
+  };
+
+  /** CoA for the devices whitelisted since the last call that the NAC knew before: access starts now. */
+  const reauthoriseExisted = async () => {
+    const due = existed.splice(0, existed.length);
+    if (due.length > 0 && patched('change-of-authorization')) {
+      await Promise.all(due.map((d) => changeOfAuthorization(d.mac, d.display, 'grant')));
+    }
+  };
+
+  /**
+   * This instance is an approved 撤销 / 修改 of an earlier request: change that request's grant (revoke it, or move it
+   * to this form's devices and duration) and end without granting anything of its own.
+   */
+  const applyToOriginal = async (req: ApprovalRequest, amends: Amendment): Promise<NacWhitelistResult> => {
+    const applied = await amendmentCalls.applyAmendment.executeWithOptions(
+      { summary: `${amends.kind === 'revoke' ? 'revoke' : 'modify'} the grant of ${amends.instanceId}` },
+      [{ platform: input.platform, byInstanceId: input.instanceId, amends }]
+    );
+    setPhase('ignored');
+    const on = applied.grantId ?? `the grant of ${amends.instanceId}`;
+    if (applied.action === 'original-ended') {
+      ctx = { ...ctx, approvalName: req.approvalName };
+      await tell(changeNotAppliedMessage(ctx, amends.instanceId));
+      return { outcome: 'original-ended', macs: [], reason: `${on} had already ended; nothing granted` };
+    }
+    const what: Record<Exclude<typeof applied.action, 'original-ended'>, string> = {
+      revoked: `revoked ${on}`,
+      amended: `sent the change to ${on}`,
+      'started-with-change': `started ${on} with the change`,
+      'no-live-grant': `no live grant of ${amends.instanceId} to revoke`,
+    };
+    return { outcome: 'applied-to-original', macs: [], reason: what[applied.action] };
+  };
+
   try {
     setPhase('fetching');
     request = await platformCalls.fetchApprovalRequest.executeWithOptions({ summary: 'fetch approval instance' }, [
@@ -344,6 +460,7 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
       setPhase('ignored');
       return { outcome: 'not-approved', macs: [], reason: `instance status is ${request.status}` };
     }
+    if (request.amends) return await applyToOriginal(request, request.amends);
 
     if (request.expiry.kind === 'expires') {
       status.expiresAt = new Date(request.expiry.expiresAtMs).toISOString();
@@ -385,55 +502,10 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
       expiresAt: status.expiresAt,
     };
     let failure: string | undefined;
-    /** Devices that existed on the NAC before this grant: they may have a live session to re-authorise. */
-    const existed: { mac: string; display: string }[] = [];
     for (const [i, m] of request.macs.entries()) {
       if (pendingCancel()) break;
-      const entry = status.macs.find((s) => s.mac === m.display)!;
-      const n = `${i + 1}/${request.macs.length}`;
-      try {
-        if (patched('create-first')) {
-          // One request for a device the NAC has never seen. Registered before the write: a create that commits but
-          // never answers is still undone (restore deletes only an endpoint carrying this grant's tag).
-          const compensation: Compensation = { mac: m.mac, display: m.display, prior: null };
-          compensations.unshift(compensation);
-          const first = await nacCalls.createWhitelisted.executeWithOptions({ summary: `whitelist device ${n}` }, [
-            m.mac,
-            tag,
-          ]);
-          if (first.action === 'exists') {
-            // Nothing written yet: what is there is the prior state that undo must put back.
-            compensation.prior = first.endpoint;
-            const result = await nacCalls.whitelistEndpoint.executeWithOptions(
-              { summary: `whitelist existing device ${n}` },
-              [m.mac, tag, first.endpoint]
-            );
-            existed.push({ mac: m.mac, display: m.display });
-            entry.detail = result.action === 'updated' ? 'existing endpoint moved into the whitelist' : undefined;
-          } else {
-            // The NAC had never seen the device, so it has no session there for a CoA to act on.
-            entry.coa = 'not-needed';
-          }
-          entry.state = 'granted';
-        } else {
-          const prior = await nacCalls.lookupEndpoint.executeWithOptions({ summary: `read device ${n}` }, [m.mac]);
-          // Registered before the write: a write that commits but never answers is still undone.
-          compensations.unshift({ mac: m.mac, display: m.display, prior });
-          const result = await nacCalls.whitelistEndpoint.executeWithOptions({ summary: `whitelist device ${n}` }, [
-            m.mac,
-            tag,
-          ]);
-          entry.state = 'granted';
-          entry.detail = result.action === 'updated' ? 'existing endpoint moved into the whitelist' : undefined;
-        }
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        failure = reasonOf(err);
-        entry.state = 'failed';
-        entry.detail = failure;
-        status.lastError = failure;
-        break;
-      }
+      failure = await grantDevice(m, `${i + 1}/${request.macs.length}`, tag);
+      if (failure !== undefined) break;
       setPhase('granting');
     }
 
@@ -452,9 +524,7 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
       return { outcome: 'revoked', macs: status.macs, reason: cancelledWhileGranting.reason };
     }
 
-    if (existed.length > 0 && patched('change-of-authorization')) {
-      await Promise.all(existed.map((d) => changeOfAuthorization(d.mac, d.display, 'grant')));
-    }
+    await reauthoriseExisted();
 
     setPhase('notifying');
     await tell(grantedMessage(ctx, status.macs));
@@ -465,7 +535,81 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
     // the same order, as before extensions existed, so runs started by older code replay unchanged.
     let expiresAtMs = request.expiry.kind === 'expires' ? request.expiry.expiresAtMs : undefined;
     let reminded = false;
-    const wake = () => pendingCancel() !== undefined || extensions.length > 0;
+    let noDevicesLeft = false;
+    const wake = () => pendingCancel() !== undefined || extensions.length > 0 || amendments.length > 0;
+
+    /**
+     * An approved modification of this request: move the grant to its devices and duration. Devices it no longer
+     * lists are revoked, new ones granted (a new one that fails is undone alone; the rest stands), unchanged ones are
+     * untouched; the requester hears what changed. Answers whether any device is left.
+     */
+    const applyChange = async (change: AmendInput): Promise<{ applied: boolean; devicesLeft: boolean }> => {
+      const next = await platformCalls.fetchApprovalRequest.executeWithOptions(
+        { summary: `fetch the modification ${change.instanceId}` },
+        [
+          {
+            platform: input.platform,
+            instanceId: change.instanceId,
+            macFields: input.macFields,
+            durationField: input.durationField,
+          },
+        ]
+      );
+      if (next.status !== 'APPROVED' || next.approvalCode !== input.approvalCode || next.expiry.kind === 'invalid') {
+        const why =
+          next.expiry.kind === 'invalid'
+            ? `its duration is unreadable (${next.expiry.reason})`
+            : `it is ${next.status} under approval ${next.approvalCode}`;
+        status.lastError = `modification ${change.instanceId} not applied: ${why}`;
+        log.warn('modification not applied', { error: status.lastError });
+        return { applied: false, devicesLeft: compensations.length > 0 };
+      }
+      setPhase('granting');
+      const wanted = new Set(next.macs.map((m) => m.mac));
+      const removed: string[] = [];
+      for (const c of [...compensations]) {
+        if (wanted.has(c.mac)) continue;
+        compensations.splice(compensations.indexOf(c), 1);
+        await undoOne(c, `no longer in the approval after modification ${change.instanceId}`);
+        removed.push(c.display);
+      }
+      const expiresAt = next.expiry.kind === 'expires' ? new Date(next.expiry.expiresAtMs).toISOString() : undefined;
+      const held = new Set(compensations.map((c) => c.mac));
+      const added = next.macs.filter((m) => !held.has(m.mac));
+      const failed: string[] = [];
+      for (const [i, m] of added.entries()) {
+        const entry = status.macs.find((x) => x.mac === m.display);
+        if (entry) Object.assign(entry, { state: 'pending', detail: undefined, coa: undefined, coaDetail: undefined });
+        else status.macs.push({ mac: m.display, state: 'pending', randomised: m.randomised || undefined });
+        const failure = await grantDevice(m, `+${i + 1}/${added.length}`, { ...tag, expiresAt });
+        if (failure === undefined) continue;
+        failed.push(`${m.display}: ${failure}`);
+        const c = compensations.find((x) => x.mac === m.mac);
+        if (c) {
+          compensations.splice(compensations.indexOf(c), 1);
+          await undoOne(c);
+        }
+      }
+      await reauthoriseExisted();
+      status.expiresAt = expiresAt;
+      upsertSearchAttributes([{ key: GrantExpiresAtKey, value: expiresAt ? new Date(expiresAt) : null }]);
+      ctx = {
+        ...ctx,
+        expiresAt,
+        expiryLabel: next.expiry.kind === 'expires' ? next.expiry.label : undefined,
+        invalid: next.invalid,
+        randomised: next.macs.filter((m) => m.randomised).map((m) => m.display),
+      };
+      const addedOk = added.map((m) => m.display).filter((d) => !failed.some((f) => f.startsWith(`${d}:`)));
+      await tell(amendedMessage(ctx, change.instanceId, { added: addedOk, removed, failed }, status.macs));
+      await comment(
+        'access changed by the modification',
+        `amended-${change.instanceId}`,
+        expiresAt ? `until ${expiresAt}` : 'permanent',
+        change.instanceId
+      );
+      return { applied: true, devicesLeft: compensations.length > 0 };
+    };
     for (;;) {
       if (expiresAtMs === undefined) {
         await condition(wake);
@@ -486,6 +630,20 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
         break;
       }
       if (pendingCancel()) break;
+      const change = amendments.shift();
+      if (change) {
+        const done = await applyChange(change);
+        if (!done.devicesLeft) {
+          noDevicesLeft = true;
+          break;
+        }
+        if (done.applied) {
+          expiresAtMs = status.expiresAt === undefined ? undefined : Date.parse(status.expiresAt);
+          reminded = false;
+        }
+        setPhase('active');
+        continue;
+      }
       const ext = extensions.shift();
       if (!ext) continue;
       expiresAtMs = ext.expiresAt === null ? undefined : Date.parse(ext.expiresAt);
@@ -507,8 +665,10 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
       setPhase('active');
     }
     const revokedBy = pendingCancel();
-    const expired = revokedBy === undefined;
-    const reason = revokedBy?.reason ?? 'the approved access period ended';
+    const expired = revokedBy === undefined && !noDevicesLeft;
+    const reason =
+      revokedBy?.reason ??
+      (noDevicesLeft ? 'the approval was modified and lists no device any more' : 'the approved access period ended');
     await revoke(reason, expired);
     return { outcome: expired ? 'expired' : 'revoked', macs: status.macs, reason, expiresAt: status.expiresAt };
   } catch (err) {

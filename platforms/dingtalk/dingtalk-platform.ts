@@ -1,8 +1,19 @@
 import { createHash } from 'node:crypto';
 import type { DingTalkConfig } from '../../config/config';
-import { IntegrationError, classifyHttpStatus, parseRetryAfter, type IntegrationErrorKind } from '../../domain/errors';
+import { classifyHttpStatus, IntegrationError, parseRetryAfter } from '../../domain/errors';
 import type { ApprovalInstance, ApprovalStatus, RequesterMessage } from '../../domain/types';
 import type { ApprovalPlatform, ReconcileWindow } from '../platform';
+import {
+  asRecord,
+  createApiClient,
+  TokenCache,
+  ttlSecondsOf,
+  type ApiAnswer,
+  type ApiFailure,
+  type Classified,
+  type PlatformClientOptions,
+  type TokenFamily,
+} from '../shared/api-client';
 import { mapDingTalkForm } from './form';
 
 /**
@@ -10,30 +21,25 @@ import { mapDingTalkForm } from './form';
  * - instance detail: `GET {api}/v1.0/workflow/processInstances?processInstanceId=` with `x-acs-dingtalk-access-token`,
  *   the token from `POST {api}/v1.0/oauth2/accessToken {appKey, appSecret}`;
  * - the approval code (processCode): the detail API does not return it, so it is confirmed through
- *   `POST {api}/v1.0/workflow/processes/instanceIds/query` (the instance ids of one processCode, by creation time),
+ *   `POST {api}/v1.0/workflow/processes/instanceIds/query` (the instance ids of one processCode, by start time),
  *   for each DingTalk process code routed here. An instance found under none of them reports approvalCode '' and the
  *   workflow ignores it as not routed — the webhook's processCode is never trusted alone;
  * - requester message: work notification `POST {oapi}/topapi/message/corpconversation/asyncsend_v2?access_token=`
  *   with the legacy token (`GET {oapi}/gettoken?appkey=&appsecret=`): reference §2.3 says the two tokens look
  *   interchangeable but that is not documented, so each API family gets its own;
- * - audit comment: `POST {api}/v1.0/workflow/processInstances/comments {processInstanceId, text, commentUserId}`.
- *   Not in the reference; the path and fields are those of the official SDK's `AddProcessInstanceComment`
- *   (workflow_1_0). Comments have no dedupe key, so the instance's operation records are read first for our marker.
- * Every failure leaves as an IntegrationError: v1.0 errors are `HTTP 4xx/5xx {code, message}`, legacy ones HTTP 200
- * `{errcode, errmsg}`; rate limits (Forbidden.AccessDenied.Qp*, 90002, 90018) are retryable, a rejected token is
- * dropped from the cache and the call is retryable.
+ * - audit comment: `POST {api}/v1.0/workflow/processInstances/comments {processInstanceId, text, commentUserId}`
+ *   (the official SDK's `AddProcessInstanceComment`, workflow_1_0). DingTalk shows it as written by `commentUserId`,
+ *   the requester here (there is no app author). Comments have no dedupe key, so the instance's operation records
+ *   are read first for our marker;
+ * - reconcile: the failed-push list, then the instance ids by start time (`listInstances`).
+ * Every failure leaves as an IntegrationError (platforms/shared/api-client.ts): v1.0 errors are `HTTP 4xx/5xx
+ * {code, message}`, legacy ones HTTP 200 `{errcode, errmsg}` (through the TOP gateway: errcode 88 with a `sub_code`);
+ * a rejected token is dropped and the call made once more; throttles wait as long as DingTalk blocks.
  */
 
 const SYSTEM = 'dingtalk';
 
-export interface DingTalkPlatformLogger {
-  debug(obj: Record<string, unknown>, msg?: string): void;
-  warn(obj: Record<string, unknown>, msg?: string): void;
-}
-
-export interface DingTalkPlatformOptions {
-  logger?: DingTalkPlatformLogger;
-  timeoutMs?: number;
+export interface DingTalkPlatformOptions extends PlatformClientOptions {
   /** The DingTalk process codes routed here (routes file, platform: dingtalk). */
   processCodes: readonly string[];
 }
@@ -45,74 +51,132 @@ export type DingTalkPlatform = ApprovalPlatform & {
 
 // ---- error classification -------------------------------------------------------------------------------------
 
-/** Legacy (oapi) errcodes: token invalid / expired → drop the token, retry. */
+/** Legacy (oapi) codes that refuse the token itself (invalid, expired, missing): drop it, try once more. */
 const LEGACY_TOKEN_CODES = new Set([40014, 42001, 41001]);
-/** Legacy rate limits: 90002 global QPS, 90018 app QPS (how-to-process-api-throttling). 90006/90019 are QPM/QPH. */
-const LEGACY_RATE_CODES = new Set([90002, 90006, 90018, 90019]);
+/**
+ * Legacy per-second limits (how-to-process-api-throttling: 90002 all apps on one API, 90018 one app, 90019 an ISV app
+ * per organisation): the penalty ends within the second ("处罚将在 … 结束", 3p logs).
+ */
+const LEGACY_QPS_CODES = new Set([90002, 90018, 90019]);
+/** 90006 is the per-minute limit (I: the per-second codes' sibling): wait the minute out. */
+const LEGACY_QPM_CODES = new Set([90006]);
 const LEGACY_TRANSIENT_CODES = new Set([-1]);
-/** Monthly call quota of a standard-edition org: retrying today does not help. */
-const LEGACY_QUOTA_CODES = new Set([90020]);
+/**
+ * Configuration, not worth retrying: 90020 the organisation's monthly API quota (help-detail-1061621972), 60011 the
+ * app lacks the permission, 60020 the caller's IP is not in the app's allow-list (3p gateway answers).
+ */
+const LEGACY_AUTH_CODES = new Set([90020, 60011, 60020]);
 
-interface Failure {
-  status?: number;
-  code?: string | number;
-  message?: string;
-  retryAfterMs?: number;
-  network?: string;
+/** Our name for DingTalk's IP throttle, which answers without any code of its own. */
+export const IP_THROTTLED = 'IpThrottled';
+/** "触发限流,会禁止调用5分钟" (DingTalk throttling FAQ, copy at tianjinsc.cn/default/894239.html). */
+const IP_THROTTLE_MS = 5 * 60_000;
+
+/**
+ * DingTalk's IP throttle (one IP calling all APIs more than 10,000 times in 20 s) blocks that IP for 5 minutes and
+ * answers with no errcode: an HTML page, or `{"status":1111,"wait":5,"source":"x5","punish":"deny","uuid":…}` (same
+ * FAQ). `wait` is read as minutes, the FAQ's 5 (I); which HTTP status comes with it is not said (I: 200, 403, 429).
+ * Returns how long to wait, or undefined for an ordinary answer.
+ */
+export function ipThrottleMs(answer: ApiAnswer): number | undefined {
+  if (!answer.json) return [200, 403, 429].includes(answer.status) ? IP_THROTTLE_MS : undefined;
+  const b = answer.body;
+  if ('errcode' in b || 'code' in b || (b.punish === undefined && b.status !== 1111)) return undefined;
+  const wait = Number(b.wait);
+  return wait >= 1 && wait <= 60 ? wait * 60_000 : IP_THROTTLE_MS;
 }
 
-function classify(f: Failure): IntegrationErrorKind {
-  if (f.network !== undefined) return 'transient';
+/**
+ * The code of a legacy answer. `/topapi/*` goes through the TOP gateway, which wraps the real code:
+ * `{"errcode":88,"sub_code":"40014","sub_msg":"不合法的access_token","errmsg":"ding talk error[subcode=40014,submsg=…]"}`
+ * (recorded probe log "无凭证探测日志（dingtalk，2026-09-11）" P8/P11; cryozerolabs/n8n-nodes-dingtalk#12;
+ * 007gzs/dingtalk-sdk#52). The sub_code is what happened; numeric ones are compared as numbers.
+ */
+export function legacyCode(body: Record<string, unknown>): string | number | undefined {
+  const errcode = body.errcode;
+  if (errcode !== 88) return typeof errcode === 'number' ? errcode : undefined;
+  const sub =
+    typeof body.sub_code === 'string' || typeof body.sub_code === 'number'
+      ? String(body.sub_code)
+      : /subcode=([^,\]]+)/.exec(String(body.errmsg ?? ''))?.[1];
+  if (!sub) return 88;
+  return /^-?\d+$/.test(sub) ? Number(sub) : sub;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function throttled(answer: ApiAnswer): ApiFailure | undefined {
+  const waitMs = ipThrottleMs(answer);
+  if (waitMs === undefined) return undefined;
+  return {
+    status: answer.status,
+    code: IP_THROTTLED,
+    message: 'DingTalk throttles this IP (an answer without a code)',
+    retryAfterMs: waitMs,
+  };
+}
+
+/** v1.0: HTTP 200 with JSON is success; errors are `HTTP 4xx/5xx {code, message, requestid}`. */
+function v1FailureOf(answer: ApiAnswer): ApiFailure | undefined {
+  const throttle = throttled(answer);
+  if (throttle) return throttle;
+  if (answer.status === 200 && answer.json) return undefined;
+  return {
+    status: answer.status,
+    code: str(answer.body.code),
+    message: str(answer.body.message) ?? (answer.json ? undefined : 'answer is not JSON'),
+    retryAfterMs: parseRetryAfter(answer.headers.get('retry-after')),
+  };
+}
+
+/** Legacy oapi: `errcode` 0 is success. */
+function legacyFailureOf(answer: ApiAnswer): ApiFailure | undefined {
+  const throttle = throttled(answer);
+  if (throttle) return throttle;
+  if (answer.status === 200 && answer.body.errcode === 0) return undefined;
+  return {
+    status: answer.status,
+    code: legacyCode(answer.body),
+    message: str(answer.body.sub_msg) ?? str(answer.body.errmsg) ?? (answer.json ? undefined : 'answer is not JSON'),
+    retryAfterMs: parseRetryAfter(answer.headers.get('retry-after')),
+  };
+}
+
+/**
+ * A v1.0 token refused: `InvalidAuthentication` with HTTP 400 (satorijs/satori#240, ClouGence/open-cdm#342, probe P6).
+ */
+function isV1TokenCode(code: unknown): boolean {
+  return typeof code === 'string' && (code === 'InvalidAuthentication' || /invalid.*token/i.test(code));
+}
+
+export function classifyDingTalkFailure(f: ApiFailure): Classified {
   const code = f.code;
+  if (code === IP_THROTTLED) return { kind: 'rate-limited', retryAfterMs: f.retryAfterMs ?? IP_THROTTLE_MS };
   if (typeof code === 'string') {
-    if (/^Forbidden\.AccessDenied\.Qp[sm]Limit/.test(code)) return 'rate-limited';
-    if (code === 'Forbidden.AccessDenied.ApiCountLimitForOrg') return 'auth';
-    if (code === 'InvalidAuthentication' || /accesstoken/i.test(code)) {
-      return /permission|denied/i.test(code) ? 'auth' : 'transient';
-    }
-    if (/notexist|notfound/i.test(code)) return 'not-found';
+    // how-to-process-api-throttling: Forbidden.AccessDenied.QpsLimitForApi / …ForAppkeyAndApi / QpmLimit…
+    if (/^Forbidden\.AccessDenied\.Qps/.test(code))
+      return { kind: 'rate-limited', retryAfterMs: f.retryAfterMs ?? 1000 };
+    if (/^Forbidden\.AccessDenied\.Qpm/.test(code))
+      return { kind: 'rate-limited', retryAfterMs: f.retryAfterMs ?? 60_000 };
+    if (code === 'Forbidden.AccessDenied.ApiCountLimitForOrg') return { kind: 'auth' };
+    if (isV1TokenCode(code)) return { kind: 'transient' };
+    if (/accesstoken/i.test(code)) return { kind: /permission|denied/i.test(code) ? 'auth' : 'transient' };
+    if (/notexist|notfound/i.test(code)) return { kind: 'not-found' };
   } else if (typeof code === 'number') {
-    if (LEGACY_RATE_CODES.has(code)) return 'rate-limited';
-    if (LEGACY_TOKEN_CODES.has(code) || LEGACY_TRANSIENT_CODES.has(code)) return 'transient';
-    if (LEGACY_QUOTA_CODES.has(code)) return 'auth';
+    if (LEGACY_QPS_CODES.has(code)) return { kind: 'rate-limited', retryAfterMs: f.retryAfterMs ?? 1000 };
+    if (LEGACY_QPM_CODES.has(code)) return { kind: 'rate-limited', retryAfterMs: f.retryAfterMs ?? 60_000 };
+    if (LEGACY_TOKEN_CODES.has(code) || LEGACY_TRANSIENT_CODES.has(code)) return { kind: 'transient' };
+    if (LEGACY_AUTH_CODES.has(code)) return { kind: 'auth' };
   }
-  if (f.status === 429) return 'rate-limited';
-  if (f.status === 401) return 'transient'; // token rejected: dropped, a retry fetches a new one
-  if (f.status !== undefined && f.status !== 200) return classifyHttpStatus(f.status);
-  return 'invalid';
-}
-
-function isTokenRejection(f: Failure): boolean {
-  if (typeof f.code === 'number') return LEGACY_TOKEN_CODES.has(f.code);
-  if (typeof f.code === 'string' && (f.code === 'InvalidAuthentication' || /invalid.*token/i.test(f.code))) return true;
-  return f.status === 401;
-}
-
-function toError(op: string, f: Failure): IntegrationError {
-  const msg =
-    f.network !== undefined
-      ? `dingtalk ${op} failed: ${f.network}`
-      : `dingtalk ${op} failed: ${[
-          f.status !== undefined ? `HTTP ${f.status}` : undefined,
-          `code ${f.code ?? '?'}`,
-          f.message,
-        ]
-          .filter(Boolean)
-          .join(' ')}`;
-  return new IntegrationError(msg, classify(f), {
-    system: SYSTEM,
-    status: f.status,
-    code: f.code ?? f.network,
-    retryAfterMs: f.retryAfterMs ?? (classify(f) === 'rate-limited' ? 1000 : undefined),
-  });
+  if (f.status === 429) return { kind: 'rate-limited', retryAfterMs: f.retryAfterMs };
+  if (f.status !== undefined && f.status !== 200) return { kind: classifyHttpStatus(f.status) };
+  return { kind: 'invalid' };
 }
 
 function invalid(message: string): IntegrationError {
   return new IntegrationError(message, 'invalid', { system: SYSTEM });
-}
-
-function asRecord(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }
 
 // ---- mapping --------------------------------------------------------------------------------------------------
@@ -169,149 +233,74 @@ export function renderDingTalkMessage(message: RequesterMessage): Record<string,
 
 // ---- the platform ---------------------------------------------------------------------------------------------
 
-interface CachedToken {
-  token: string;
-  expiresAt: number;
-}
+/** ListProcessInstanceIds: `maxResults` "最多传20" (SDK workflow_1_0 ListProcessInstanceIdsRequest). */
+const LIST_PAGE_SIZE = 20;
+/**
+ * ListProcessInstanceIds filters on the start time (审批实例开始时间, SDK model) and refuses a startTime more than
+ * 365 days back, with the misleading `invalidEndTime` (3p client code that met it, DingTalk.OAPI.Process). No span
+ * limit per call is stated in the SDK model or docs.
+ */
+const LIST_MAX_AGE_MS = 365 * 86_400_000;
 
 export function createDingTalkPlatform(config: DingTalkConfig, opts: DingTalkPlatformOptions): DingTalkPlatform {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const now = opts.now ?? Date.now;
   const api = config.baseUrl.replace(/\/+$/, '');
   const oapi = config.oapiBaseUrl.replace(/\/+$/, '');
-  const tokens: { v1?: Promise<CachedToken>; legacy?: Promise<CachedToken> } = {};
-
-  async function fetchJson(
-    op: string,
-    url: string,
-    init: { method: string; headers?: Record<string, string>; body?: unknown }
-  ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method: init.method,
-        headers: {
-          accept: 'application/json',
-          ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...init.headers,
-        },
-        body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (err) {
-      const e = err as Error & { cause?: { code?: string } };
-      throw toError(op, {
-        network: e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.message),
-      });
-    }
-    const text = await res.text().catch(() => '');
-    let body: Record<string, unknown> = {};
-    try {
-      body = asRecord(JSON.parse(text)) ?? {};
-    } catch {
-      if (res.ok) throw toError(op, { status: res.status, message: 'answer is not JSON' });
-    }
-    return { status: res.status, body, headers: res.headers };
-  }
-
-  function failureOf(status: number, body: Record<string, unknown>, headers: Headers): Failure {
-    return {
-      status,
-      code: (body.code as string | undefined) ?? (body.errcode as number | undefined),
-      message: (body.message as string | undefined) ?? (body.errmsg as string | undefined),
-      retryAfterMs: parseRetryAfter(headers.get('retry-after')),
-    };
-  }
+  const client = createApiClient({
+    system: SYSTEM,
+    timeoutMs: opts.timeoutMs ?? 10_000,
+    classify: classifyDingTalkFailure,
+    logger: opts.logger,
+  });
 
   // -- tokens --
 
-  async function fetchV1Token(): Promise<CachedToken> {
-    const { status, body, headers } = await fetchJson('accessToken', `${api}/v1.0/oauth2/accessToken`, {
+  const v1Tokens = new TokenCache(async () => {
+    const answer = await client.request('accessToken', `${api}/v1.0/oauth2/accessToken`, {
       method: 'POST',
       body: { appKey: config.appKey, appSecret: config.appSecret },
     });
-    if (status !== 200 || typeof body.accessToken !== 'string') {
-      const f = failureOf(status, body, headers);
-      // A refused app key / secret is configuration, whatever status DingTalk uses for it.
-      const kind = classify(f);
-      throw new IntegrationError(toError('accessToken', f).message, kind === 'invalid' ? 'auth' : kind, {
-        system: SYSTEM,
-        status,
-        code: f.code,
-        retryAfterMs: f.retryAfterMs,
-      });
+    const token = answer.body.accessToken;
+    if (answer.status !== 200 || typeof token !== 'string') {
+      throw client.credentialError('accessToken', v1FailureOf(answer) ?? { message: 'no accessToken answered' });
     }
-    const ttl = Number(body.expireIn) > 0 ? Number(body.expireIn) : 7200;
-    return { token: body.accessToken, expiresAt: Date.now() + ttl * 1000 };
-  }
+    return { token, ttlSeconds: ttlSecondsOf(answer.body.expireIn) };
+  }, now);
 
-  async function fetchLegacyToken(): Promise<CachedToken> {
+  const legacyTokens = new TokenCache(async () => {
     const q = new URLSearchParams({ appkey: config.appKey, appsecret: config.appSecret });
-    const { status, body, headers } = await fetchJson('gettoken', `${oapi}/gettoken?${q}`, { method: 'GET' });
-    if (status !== 200 || body.errcode !== 0 || typeof body.access_token !== 'string') {
-      const f = failureOf(status, body, headers);
-      const kind = classify(f);
-      throw new IntegrationError(toError('gettoken', f).message, kind === 'invalid' ? 'auth' : kind, {
-        system: SYSTEM,
-        status,
-        code: f.code,
-        retryAfterMs: f.retryAfterMs,
-      });
+    const answer = await client.request('gettoken', `${oapi}/gettoken?${q}`, { method: 'GET' });
+    const token = answer.body.access_token;
+    if (answer.status !== 200 || answer.body.errcode !== 0 || typeof token !== 'string') {
+      throw client.credentialError('gettoken', legacyFailureOf(answer) ?? { message: 'no access_token answered' });
     }
-    const ttl = Number(body.expires_in) > 0 ? Number(body.expires_in) : 7200;
-    return { token: body.access_token, expiresAt: Date.now() + ttl * 1000 };
-  }
+    return { token, ttlSeconds: ttlSecondsOf(answer.body.expires_in) };
+  }, now);
 
-  /** Cached, single-flight, refreshed 5 minutes before expiry; a failed fetch is not cached. */
-  async function token(kind: 'v1' | 'legacy'): Promise<string> {
-    const current = tokens[kind];
-    if (current) {
-      try {
-        const t = await current;
-        if (t.expiresAt - Date.now() > 5 * 60_000) return t.token;
-      } catch {
-        // fall through: fetch again
-      }
-      if (tokens[kind] !== current) return token(kind);
-    }
-    const next = kind === 'v1' ? fetchV1Token() : fetchLegacyToken();
-    tokens[kind] = next;
-    next.catch(() => {
-      if (tokens[kind] === next) tokens[kind] = undefined;
-    });
-    return (await next).token;
-  }
-
-  function dropToken(kind: 'v1' | 'legacy', op: string, f: Failure): void {
-    tokens[kind] = undefined;
-    opts.logger?.warn({ system: SYSTEM, op, code: f.code, status: f.status }, 'dingtalk token rejected; dropped');
-  }
+  const v1Family: TokenFamily = {
+    tokens: v1Tokens,
+    failureOf: v1FailureOf,
+    isTokenRejection: (f) => isV1TokenCode(f.code),
+  };
+  const legacyFamily: TokenFamily = {
+    tokens: legacyTokens,
+    failureOf: legacyFailureOf,
+    isTokenRejection: (f) => typeof f.code === 'number' && LEGACY_TOKEN_CODES.has(f.code),
+  };
 
   /** A v1.0 call: HTTP 200 + JSON is success; anything else is classified. */
-  async function v1(op: string, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-    const t = await token('v1');
-    const res = await fetchJson(op, `${api}${path}`, {
-      method,
-      headers: { 'x-acs-dingtalk-access-token': t },
-      body,
-    });
-    if (res.status === 200) return res.body;
-    const f = failureOf(res.status, res.body, res.headers);
-    if (isTokenRejection(f)) dropToken('v1', op, f);
-    throw toError(op, f);
+  function v1(op: string, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+    return client.authorized(op, v1Family, (token) =>
+      client.request(op, `${api}${path}`, { method, headers: { 'x-acs-dingtalk-access-token': token }, body })
+    );
   }
 
   /** A legacy oapi call: `errcode` 0 is success. */
-  async function legacy(op: string, path: string, body: unknown): Promise<Record<string, unknown>> {
-    const t = await token('legacy');
+  function legacy(op: string, path: string, body: unknown): Promise<Record<string, unknown>> {
     const sep = path.includes('?') ? '&' : '?';
-    const res = await fetchJson(op, `${oapi}${path}${sep}access_token=${encodeURIComponent(t)}`, {
-      method: 'POST',
-      body,
-    });
-    if (res.status === 200 && res.body.errcode === 0) return res.body;
-    const f = failureOf(res.status, res.body, res.headers);
-    if (isTokenRejection(f)) dropToken('legacy', op, f);
-    throw toError(op, f);
+    return client.authorized(op, legacyFamily, (token) =>
+      client.request(op, `${oapi}${path}${sep}access_token=${encodeURIComponent(token)}`, { method: 'POST', body })
+    );
   }
 
   // -- API --
@@ -343,7 +332,7 @@ export function createDingTalkPlatform(config: DingTalkConfig, opts: DingTalkPla
         startTime: Math.floor(fromMs),
         endTime: Math.floor(toMs),
         nextToken,
-        maxResults: 20,
+        maxResults: LIST_PAGE_SIZE,
         ...(statuses ? { statuses } : {}),
       });
       const result = asRecord(body.result);
@@ -425,8 +414,61 @@ export function createDingTalkPlatform(config: DingTalkConfig, opts: DingTalkPla
     });
   }
 
+  // -- reconcile --
+
+  /**
+   * The failed-push list: DingTalk keeps the events it could not deliver (`GET /v1.0/event/callbacks/failedResults`,
+   * SDK event_1_0 GetCallBackFaileResult: `beginTime`/`endTime` ms, at most 200 a call, `hasMore`), and each call
+   * clears what the previous call returned (event-subscription-and-data-push FAQ, reference §4.1). So it is read in one
+   * place, here: every approval event of a routed processCode is kept until `listInstances` of that code takes it.
+   * It finds instances whose push failed however long before their approval they were submitted. Best effort: a
+   * failure to read it is logged and the listing by start time still runs.
+   */
+  const failedPushes = new Map<string, Set<string>>();
+  async function readFailedPushes(window: ReconcileWindow): Promise<void> {
+    const routed = new Set(opts.processCodes);
+    for (let call = 0; call < 100; call++) {
+      const q = new URLSearchParams({
+        beginTime: String(Math.floor(window.submittedSinceMs)),
+        endTime: String(Math.floor(window.toMs)),
+      });
+      const body = await v1('failedPushes', 'GET', `/v1.0/event/callbacks/failedResults?${q}`);
+      const list = Array.isArray(body.failedList) ? (body.failedList as unknown[]) : [];
+      for (const item of list) {
+        const entry = asRecord(item);
+        let data: Record<string, unknown> | undefined;
+        try {
+          data = asRecord(JSON.parse(String(entry?.callBackData ?? '')));
+        } catch {
+          data = undefined;
+        }
+        const tag = str(entry?.callBackTag) ?? str(data?.EventType);
+        const code = str(data?.processCode);
+        const id = str(data?.processInstanceId);
+        if (tag !== 'bpms_instance_change' || !code || !id || !routed.has(code)) continue;
+        const ids = failedPushes.get(code) ?? new Set<string>();
+        ids.add(id);
+        failedPushes.set(code, ids);
+      }
+      if (body.hasMore !== true || list.length === 0) break;
+    }
+  }
+
   async function listInstances(approvalCode: string, window: ReconcileWindow): Promise<string[]> {
-    return listIds('listInstances', approvalCode, window.submittedSinceMs, window.toMs, ['COMPLETED']);
+    try {
+      await readFailedPushes(window);
+    } catch (err) {
+      opts.logger?.warn(
+        { system: SYSTEM, op: 'failedPushes', err: (err as Error).message },
+        'dingtalk failed-push list not read; listing by start time only'
+      );
+    }
+    const failed = [...(failedPushes.get(approvalCode) ?? [])];
+    failedPushes.delete(approvalCode);
+    const from = Math.max(window.submittedSinceMs, now() - LIST_MAX_AGE_MS + 60_000);
+    const listed =
+      from < window.toMs ? await listIds('listInstances', approvalCode, from, window.toMs, ['COMPLETED']) : [];
+    return [...new Set([...failed, ...listed])];
   }
 
   return {
@@ -436,8 +478,8 @@ export function createDingTalkPlatform(config: DingTalkConfig, opts: DingTalkPla
     commentOnInstance,
     listInstances,
     resetTokens() {
-      tokens.v1 = undefined;
-      tokens.legacy = undefined;
+      v1Tokens.drop();
+      legacyTokens.drop();
     },
   };
 }

@@ -5,7 +5,7 @@ import {
   decryptCallback,
   encryptCallback,
   verifyCallbackSignature,
-} from './callback-crypto';
+} from '../shared/callback-crypto';
 import type { InboundEvent } from '../../ingress/events';
 import { HttpError } from '../../ingress/http-error';
 

@@ -17,11 +17,16 @@ import type { ReadinessCheck } from '../../ingress/routes/health';
  * - The gateway URL. The SDK hard-codes api.dingtalk.com; `getEndpoint` is overridden to use DINGTALK_BASE_URL, which
  *   is also what lets the DingTalk simulator stand in for the gateway.
  * Supervised: keepAlive pings detect half-open sockets, and a client that is not connected (dropped, `disconnect`
- * frame, failed connect) is thrown away and replaced with backoff; the SDK's own reconnect is off (it has known
- * failure modes, §3.4).
+ * frame, failed connect) is replaced with backoff; the SDK's own reconnect is off (it has known failure modes, §3.4).
+ * After a SYSTEM `disconnect` frame DingTalk closes the connection 10 s later and pushes nothing more on it
+ * (developerpedia protocol.md): a new connection is opened at once, and the old one is closed only once the events it
+ * is still accepting have been ACKed on it (or those 10 s are up).
  */
 
 export type StreamAckHandler = (message: DWClientDownStream) => Promise<EventAckData>;
+
+/** DingTalk closes a connection 10 s after its `disconnect` frame (developerpedia protocol.md 系统推送). */
+const DISCONNECT_GRACE_MS = 10_000;
 
 /** The handler the stream client runs for each EVENT frame; exported so tests can drive it without a socket. */
 export function createDingTalkStreamHandler(deps: {
@@ -98,17 +103,46 @@ export class AckAfterAcceptClient extends DWClient {
     this.clearHeartbeat();
   }
 
+  /** Events being accepted on this connection: their ACKs must go out on it. */
+  private readonly pending = new Set<Promise<void>>();
+  /** DingTalk sent SYSTEM `disconnect`: this connection is going away. */
+  disconnectRequested = false;
+
+  override onSystem(downstream: DWClientDownStream): void {
+    if (downstream.headers?.topic === 'disconnect') {
+      this.disconnectRequested = true;
+      this.log?.warn(
+        { platform: 'dingtalk', data: downstream.data },
+        'DingTalk stream asked to reconnect (disconnect)'
+      );
+    }
+    super.onSystem(downstream);
+  }
+
   override onEvent(message: DWClientDownStream): void {
     const messageId = message.headers?.messageId;
-    void this.handler(message)
+    const done = this.handler(message)
       .catch((err: unknown) => {
         this.log?.warn({ platform: 'dingtalk', err: (err as Error).message }, 'stream handler failed');
         return { status: EventAck.LATER, message: 'handler failed' } as EventAckData;
       })
       .then((ack) => {
-        // The socket may have been replaced meanwhile; without an ACK DingTalk pushes the event again.
+        // The socket may have been closed meanwhile; without an ACK DingTalk pushes the event again.
         if (messageId) this.send(messageId, ack);
       });
+    this.pending.add(done);
+    void done.finally(() => this.pending.delete(done));
+  }
+
+  /** Close this connection once the ACKs of the events it is accepting are sent, or after `maxWaitMs`. */
+  async retire(maxWaitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.pending]),
+      new Promise((resolve) => (timer = setTimeout(resolve, maxWaitMs))),
+    ]);
+    clearTimeout(timer);
+    this.disconnect();
   }
 
   override async getEndpoint(): Promise<this> {
@@ -191,10 +225,19 @@ export async function startDingTalkStream(
     });
   };
   connect();
+  const retiring = new Set<Promise<void>>();
   const supervisor = setInterval(() => {
     if (stopped || connecting || ws.connected || Date.now() < nextAttemptAt) return;
-    logger.warn({ platform: 'dingtalk', failures }, 'DingTalk stream not connected; starting a new client');
-    ws.disconnect();
+    const old = ws;
+    if (old.disconnectRequested) {
+      logger.info({ platform: 'dingtalk' }, 'DingTalk stream: reconnecting after its disconnect frame');
+      const r = old.retire(DISCONNECT_GRACE_MS);
+      retiring.add(r);
+      void r.finally(() => retiring.delete(r));
+    } else {
+      logger.warn({ platform: 'dingtalk', failures }, 'DingTalk stream not connected; starting a new client');
+      old.disconnect();
+    }
     ws = makeClient();
     connect();
   }, opts.supervisorIntervalMs ?? 1000);
@@ -218,6 +261,7 @@ export async function startDingTalkStream(
       ]);
       clearTimeout(timer);
       ws.disconnect();
+      await Promise.allSettled([...retiring]);
     },
   };
 }

@@ -13,7 +13,11 @@ export interface FeishuSecurity {
   verificationToken?: string;
 }
 
-export type FeishuDecoded = { kind: 'challenge'; challenge: string } | { kind: 'event'; event: InboundEvent };
+export type FeishuDecoded =
+  | { kind: 'challenge'; challenge: string }
+  | { kind: 'event'; event: InboundEvent }
+  /** An authentic event that can never be processed (see UNREADABLE_FOR_GOOD): acknowledged, never retried. */
+  | { kind: 'unreadable'; error: HttpError };
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -82,9 +86,36 @@ export function decodeFeishuRequest(
     throw new HttpError(401, 'missing_signature', 'X-Lark-Signature header is missing');
   }
 
-  if (v2Header) return { kind: 'event', event: { ...decodeV2(body, v2Header, sec), raw: rawFeishuEvent(body) } };
-  if (body.type === 'event_callback')
-    return { kind: 'event', event: { ...decodeV1(body, sec), raw: rawFeishuEvent(body) } };
+  // Here the request is Feishu's own when a secret vouched for it: the signature (encrypt key) or the token.
+  const authentic = !!sec.encryptKey || !!sec.verificationToken;
+  try {
+    return { kind: 'event', event: decodeFeishuEvent(body, sec) };
+  } catch (err) {
+    if (authentic && err instanceof HttpError && UNREADABLE_FOR_GOOD.has(err.id))
+      return { kind: 'unreadable', error: err };
+    throw err;
+  }
+}
+
+/**
+ * What an authentic event can fail on that no redelivery changes: the same bytes come back. Any non-200 is redelivered
+ * at 15 s, 5 min, 1 h and 6 h, and while it is, later ordered events of the same instance queue behind it (doc:
+ * event-subscription-guide/overview, approval-v4/event/function-introduction: "后续投递的事件会直接进入重试队列
+ * 排队"), so a REVERTED could wait for hours. Such an event is acknowledged (200, outcome `unreadable`) and logged as an
+ * error instead. Forged, undecryptable and wrongly signed requests, and events for another app, stay 4xx: they are
+ * not an event of this app, or a key or app id the operator can correct while Feishu still redelivers (7.1 h).
+ */
+const UNREADABLE_FOR_GOOD = new Set(['missing_field', 'unknown_envelope']);
+
+/**
+ * A plaintext Feishu event envelope, v1 or v2, as the request URL receives it after decryption and the long
+ * connection receives it as is, into the normalised event with `raw` (so forward subscribers see one shape in both
+ * modes). Checks the app id; the verification token is the webhook's business.
+ */
+export function decodeFeishuEvent(body: Json, sec: Pick<FeishuSecurity, 'appId'>): InboundEvent {
+  const v2Header = isObject(body.header) ? body.header : undefined;
+  if (v2Header) return { ...decodeV2(body, v2Header, sec), raw: rawFeishuEvent(body) };
+  if (body.type === 'event_callback') return { ...decodeV1(body, sec), raw: rawFeishuEvent(body) };
   throw new HttpError(400, 'unknown_envelope', 'neither a v1 event_callback nor a v2 (schema 2.0) event');
 }
 
@@ -98,11 +129,11 @@ export function rawFeishuEvent(body: Json): Json {
   return rest;
 }
 
-function checkApp(appId: unknown, sec: FeishuSecurity): void {
+function checkApp(appId: unknown, sec: Pick<FeishuSecurity, 'appId'>): void {
   if (appId !== undefined && appId !== sec.appId) throw new HttpError(403, 'unknown_app', 'event is for another app');
 }
 
-function decodeV1(body: Json, sec: FeishuSecurity): InboundEvent {
+function decodeV1(body: Json, sec: Pick<FeishuSecurity, 'appId'>): InboundEvent {
   const eventId = str(body.uuid);
   const event = isObject(body.event) ? body.event : undefined;
   if (!eventId || !event) throw new HttpError(400, 'missing_field', 'v1 event without uuid or event');
@@ -110,7 +141,7 @@ function decodeV1(body: Json, sec: FeishuSecurity): InboundEvent {
   return normaliseEventObject(str(event.type) ?? '', eventId, event);
 }
 
-function decodeV2(body: Json, header: Json, sec: FeishuSecurity): InboundEvent {
+function decodeV2(body: Json, header: Json, sec: Pick<FeishuSecurity, 'appId'>): InboundEvent {
   const eventId = str(header.event_id);
   const eventType = str(header.event_type);
   const event = isObject(body.event) ? body.event : undefined;
@@ -120,10 +151,7 @@ function decodeV2(body: Json, header: Json, sec: FeishuSecurity): InboundEvent {
   return normaliseEventObject(eventType, eventId, event);
 }
 
-/**
- * Shared by the webhook and the long connection (whose SDK hands over the flattened event): maps a Feishu event type
- * and its fields onto an InboundEvent.
- */
+/** Maps a Feishu event type and its `event` fields onto an InboundEvent. */
 export function normaliseEventObject(eventType: string, eventId: string, event: Json): InboundEvent {
   switch (eventType) {
     case 'approval_instance':

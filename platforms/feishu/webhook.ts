@@ -25,6 +25,16 @@ export function mountFeishuWebhook(
         ctx.body = { challenge: decoded.challenge };
         return;
       }
+      if (decoded.kind === 'unreadable') {
+        // 200 so that Feishu neither redelivers it nor holds later events of the instance behind it (envelope.ts).
+        deps.metrics.events.inc({ platform: 'feishu', type: 'unreadable', outcome: 'unreadable' });
+        deps.logger.error(
+          { platform: 'feishu', error: decoded.error.id },
+          `feishu event acknowledged but not processed: ${decoded.error.message}`
+        );
+        ctx.body = { msg: 'success', outcome: 'unreadable', error: decoded.error.id, message: decoded.error.message };
+        return;
+      }
       const { event } = decoded;
       try {
         const result = await deps.processor.process(event);

@@ -1,5 +1,5 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { CallbackCryptoError, decryptCallback, verifyCallbackSignature } from '../dingtalk/callback-crypto';
+import { CallbackCryptoError, decryptCallback, verifyCallbackSignature } from '../shared/callback-crypto';
 import type { InboundEvent } from '../../ingress/events';
 import { HttpError } from '../../ingress/http-error';
 

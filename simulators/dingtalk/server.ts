@@ -1,18 +1,18 @@
 import { createHash, randomBytes, randomInt } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { checkDingTalkSuccessReply, dingtalkRequest, randomAlnum } from './callback-signer';
+import { checkDingTalkSuccessReply, dingtalkRequest, randomAlnum } from '../shared/callback-signer';
 import {
   PushQueue,
   RateWindow,
   SimInputError,
   SimRouter,
+  SimTokens,
+  addControlRoutes,
   listen,
   parseFaults,
-  parseJsonObject,
-  readBody,
-  sendJson,
+  simHandler,
   sleep,
   str,
   takeFailPath,
@@ -25,16 +25,23 @@ import {
 
 /**
  * DingTalk simulator: the API subset ApprovalPlus calls, with DingTalk's envelopes (v1.0: HTTP status + `{code,
- * message, requestid}`; legacy oapi: HTTP 200 `{errcode, errmsg}`), both token flows, and approval events pushed the
- * way DingTalk does (reference dingtalk-wecom.md §1–§3):
+ * message, requestid}`; legacy oapi: HTTP 200 `{errcode, errmsg}`, wrapped by the TOP gateway on `/topapi/*` as
+ * errcode 88 with a `sub_code`), both token flows, and approval events pushed the way DingTalk does (reference
+ * dingtalk-wecom.md §1–§4):
  * - HTTP push (`eventMode: 'http'`): `bpms_instance_change` encrypted for the owner key and signed, POSTed to the
- *   callback URL; only HTTP 200 with the encrypted "success" JSON counts, anything else is pushed again. DingTalk
+ *   callback URL; only HTTP 200 with the encrypted "success" JSON within 1.5 s counts (the 事件订阅 doc's 1500 ms;
+ *   `deliveryTimeoutMs: 2500` for the current doc's check_url figure), anything else is pushed again. DingTalk
  *   documents no schedule ("keeps pushing until a threshold"), so the simulator's is 5 s, 30 s, 2 min, 10 min, 30 min,
- *   1 h, 3 h, 6 h (× redeliveryScale) and then it gives up.
+ *   1 h, 3 h, 6 h (× redeliveryScale) and then it gives up, and the event joins the failed-push list
+ *   (`GET /v1.0/event/callbacks/failedResults`).
  * - Stream mode (`eventMode: 'stream'`): `POST /v1.0/gateway/connections/open` hands out a one-use ticket and a
- *   `ws://…/connect` endpoint; events go to one connected client (chosen at random, like DingTalk) as EVENT frames and
- *   count as delivered only on an ACK frame with `{"status":"SUCCESS"}`; LATER, no ACK within ackTimeoutMs, or no
- *   client means another push later.
+ *   `ws://…/connect` endpoint; events go to one connected client (chosen at random, like DingTalk) as EVENT frames with
+ *   `topic: "*"` and count as delivered only on an ACK frame with `{"status":"SUCCESS"}`; LATER, no ACK within
+ *   ackTimeoutMs, or no client means another push later. SYSTEM frames as developerpedia protocol.md describes them:
+ *   `ping` (the client echoes its data) every pingIntervalMs, and `disconnect` (no reply; the server closes the
+ *   connection 10 s later and pushes nothing more on it meanwhile, I from 3p observations).
+ * - Both: with the `duplicateRate` fault an acknowledged event is pushed once more ("依然可能出现重复推送", protocol
+ *   FAQ); the `ipThrottle` fault answers every API as DingTalk's IP throttle does.
  * `/_sim/*` is the unauthenticated control API for tests and sandbox mode.
  */
 
@@ -53,11 +60,37 @@ export interface DingTalkSimulatorOptions {
   webhookUrl?: string;
   eventMode?: 'http' | 'stream';
   redeliveryScale?: number;
-  /** DingTalk wants an answer within 1.5–2.5 s (reference §1.6); default 3000. */
+  /**
+   * How long DingTalk waits for the answer to an HTTP push: 1500 ms ("在1500ms内返回", 事件订阅 doc as quoted on
+   * developer.aliyun.com/ask/662484); the current doc says 2500 ms for check_url (reference §1.6). Default 1500.
+   */
   deliveryTimeoutMs?: number;
   /** Stream mode: how long to wait for an ACK frame; default 5000. */
   ackTimeoutMs?: number;
+  /** Stream mode: the server closes a connection this long after its `disconnect` frame (protocol.md: 10 s). */
+  disconnectGraceMs?: number;
+  /** Stream mode: SYSTEM `ping` every this many ms (I: 3p saw keep-alive frames every 20–30 s); 0 = never. */
+  pingIntervalMs?: number;
   tokenTtlSeconds?: number;
+}
+
+/** DingTalk-only faults on top of the shared ones (`/_sim/faults`). */
+export interface DingTalkSimFaults extends SimFaults {
+  /**
+   * DingTalk's IP throttle: from now on every API answers `{"status":1111,"wait":5,…}` (or an HTML page) with HTTP
+   * 200 (I) for blockMs (default 5 min), the FAQ's "禁止调用5分钟" (copy at tianjinsc.cn/default/894239.html).
+   */
+  ipThrottle?: { blockMs?: number; format?: 'json' | 'html' };
+  /** Probability (0–1) that an acknowledged event is pushed once more. */
+  duplicateRate?: number;
+}
+
+/** One entry of the failed-push list, as `GET /v1.0/event/callbacks/failedResults` returns it (SDK event_1_0). */
+export interface DingTalkFailedPush {
+  callBackData: string;
+  callBackTag: string;
+  corpId: string;
+  eventTime: number;
 }
 
 export type DingTalkSimStatus = 'APPROVED' | 'REJECTED' | 'RUNNING' | 'TERMINATED' | 'DELETED';
@@ -115,20 +148,28 @@ export interface DingTalkSimulator {
   /** POST a check_url event to the callback URL and report whether the answer is the encrypted "success". */
   checkUrl(): Promise<{ ok: boolean; status?: number; why?: string }>;
   setWebhookUrl(url: string): void;
-  setFaults(faults: SimFaults): void;
+  setFaults(faults: DingTalkSimFaults): void;
   clearFaults(): void;
+  /** HTTP push: how long DingTalk waits for the answer (1500, or 2500 for the current check_url doc). */
+  setDeliveryTimeout(ms: number): void;
   revokeTokens(): void;
   reset(): void;
   messages(): DingTalkSimMessage[];
   comments(): DingTalkSimComment[];
   deliveries(): DeliveryRecord[];
+  /** Events DingTalk gave up pushing and not yet read through failedResults. */
+  failedPushes(): DingTalkFailedPush[];
   waitForDeliveries(opts?: { count?: number; timeoutMs?: number }): Promise<DeliveryRecord[]>;
-  /** Stream mode: connected clients. */
+  /** Stream mode: connected clients (not counting those told to disconnect). */
   streamClients(): number;
   /** Stream mode: connections accepted so far. */
   streamConnectionCount(): number;
-  /** Stream mode: drop every connection (as DingTalk does when it rebalances); clients must reconnect. */
+  /** Stream mode: drop every connection without warning; clients must notice and reconnect. */
   dropStreamClients(): void;
+  /** Stream mode: send every client the SYSTEM `disconnect` frame; the connection closes disconnectGraceMs later. */
+  disconnectStreamClients(reason?: string): void;
+  /** Stream mode: send every client a SYSTEM `ping`; resolves with how many echoed it within timeoutMs. */
+  pingStreamClients(timeoutMs?: number): Promise<number>;
 }
 
 interface SimInstance {
@@ -154,6 +195,13 @@ class ApiError extends Error {
   }
 }
 
+/** The IP throttle's answer (the ipThrottle fault). */
+class IpThrottled extends Error {
+  constructor(readonly format: 'json' | 'html') {
+    super('ip throttled');
+  }
+}
+
 const REDELIVERY_DELAYS_MS = [5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 10_800_000, 21_600_000];
 
 /** "2022-08-31T11:52Z": the v1.0 time format (UTC, minutes). */
@@ -170,8 +218,9 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
   const ownerKey = options.ownerKey ?? options.appKey;
   const corpId = options.corpId ?? 'dingsimcorp0000000001';
   const tokenTtlMs = (options.tokenTtlSeconds ?? 7200) * 1000;
-  const deliveryTimeoutMs = options.deliveryTimeoutMs ?? 3000;
+  let deliveryTimeoutMs = options.deliveryTimeoutMs ?? 1500;
   const ackTimeoutMs = options.ackTimeoutMs ?? 5000;
+  const disconnectGraceMs = options.disconnectGraceMs ?? 10_000;
   const eventMode = options.eventMode ?? 'http';
   let webhookUrl = options.webhookUrl;
 
@@ -179,8 +228,13 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
   const messages: DingTalkSimMessage[] = [];
   const messageKeys = new Map<string, number>();
   const comments: DingTalkSimComment[] = [];
-  const tokens = { v1: new Map<string, number>(), legacy: new Map<string, number>() };
-  let faults: SimFaults = {};
+  const tokens = { v1: new SimTokens(tokenTtlMs), legacy: new SimTokens(tokenTtlMs) };
+  let faults: DingTalkSimFaults = {};
+  /** Until when the IP throttle blocks (the ipThrottle fault). */
+  let throttledUntil = 0;
+  const failedList: DingTalkFailedPush[] = [];
+  /** What the previous failedResults call returned: the next call clears it (reference §4.1). */
+  let failedReturned = new Set<DingTalkFailedPush>();
   const rate = new RateWindow();
   let nextTaskId = 100_000;
   const closing = new AbortController();
@@ -229,13 +283,19 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
   const wss = new WebSocketServer({ noServer: true });
   const tickets = new Map<string, number>(); // ticket → expiresAt
   const clients = new Set<WebSocket>();
+  /** Told to disconnect: nothing more is pushed on them, ACKs still count until they close. */
+  const draining = new Set<WebSocket>();
   const acks = new Map<string, (status: string) => void>();
+  const pings = new Map<string, () => void>();
 
   let connectionCount = 0;
   wss.on('connection', (ws) => {
     connectionCount += 1;
     clients.add(ws);
-    ws.on('close', () => clients.delete(ws));
+    ws.on('close', () => {
+      clients.delete(ws);
+      draining.delete(ws);
+    });
     ws.on('message', (data) => {
       let frame: { code?: unknown; headers?: { messageId?: unknown }; data?: unknown };
       try {
@@ -244,6 +304,12 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
         return;
       }
       const messageId = typeof frame.headers?.messageId === 'string' ? frame.headers.messageId : undefined;
+      // A ping is answered with code 200 and the ping's own data (protocol.md 系统推送).
+      const pong = messageId ? pings.get(messageId) : undefined;
+      if (pong) {
+        if (frame.code === 200) pong();
+        return;
+      }
       const resolve = messageId ? acks.get(messageId) : undefined;
       if (!resolve) return;
       let status = 'UNKNOWN';
@@ -259,7 +325,7 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
 
   async function pushStream(ev: Outgoing): Promise<PushResult> {
     const started = Date.now();
-    const open = [...clients].filter((c) => c.readyState === c.OPEN);
+    const open = [...clients].filter((c) => c.readyState === c.OPEN && !draining.has(c));
     if (open.length === 0) return { ok: false, error: 'no stream client connected', durationMs: 0 };
     const ws = open[randomInt(open.length)]!;
     const messageId = `sim-${randomBytes(8).toString('hex')}`;
@@ -273,7 +339,8 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
         contentType: 'application/json',
         messageId,
         time: String(Date.now()),
-        topic: ev.eventType,
+        // Events carry topic "*", the only event subscription there is; the type is in eventType (protocol.md).
+        topic: '*',
         eventType: ev.eventType,
         eventId: ev.eventId,
         eventCorpId: corpId,
@@ -295,10 +362,73 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
     return status === 'SUCCESS' ? { ok: true, durationMs } : { ok: false, error: `ACK ${status}`, durationMs };
   }
 
+  function systemFrame(topic: string, data: Record<string, unknown>, messageId?: string) {
+    return JSON.stringify({
+      specVersion: '1.0',
+      type: 'SYSTEM',
+      headers: {
+        topic,
+        contentType: 'application/json',
+        time: String(Date.now()),
+        ...(messageId ? { messageId } : {}),
+      },
+      data: JSON.stringify(data),
+    });
+  }
+
+  function disconnectStreamClients(reason = 'connection is expired'): void {
+    for (const ws of clients) {
+      if (ws.readyState !== ws.OPEN || draining.has(ws)) continue;
+      draining.add(ws);
+      ws.send(systemFrame('disconnect', { reason }));
+      setTimeout(() => ws.terminate(), disconnectGraceMs).unref();
+    }
+  }
+
+  async function pingStreamClients(timeoutMs = 2000): Promise<number> {
+    const open = [...clients].filter((c) => c.readyState === c.OPEN);
+    const answered = await Promise.all(
+      open.map(
+        (ws) =>
+          new Promise<boolean>((resolve) => {
+            const messageId = `sim-ping-${randomBytes(6).toString('hex')}`;
+            const timer = setTimeout(() => {
+              pings.delete(messageId);
+              resolve(false);
+            }, timeoutMs);
+            pings.set(messageId, () => {
+              clearTimeout(timer);
+              pings.delete(messageId);
+              resolve(true);
+            });
+            ws.send(systemFrame('ping', { opaque: randomBytes(8).toString('hex') }, messageId));
+          })
+      )
+    );
+    return answered.filter(Boolean).length;
+  }
+  const pingTimer =
+    eventMode === 'stream' && (options.pingIntervalMs ?? 20_000) > 0
+      ? setInterval(() => void pingStreamClients().catch(() => 0), options.pingIntervalMs ?? 20_000)
+      : undefined;
+  pingTimer?.unref();
+
   const queue = new PushQueue<Outgoing>(
     (ev) => (eventMode === 'stream' ? pushStream(ev) : pushHttp(ev)),
     REDELIVERY_DELAYS_MS,
-    options.redeliveryScale ?? 1
+    options.redeliveryScale ?? 1,
+    {
+      // Given up: the event waits in the failed-push list (SDK event_1_0 GetCallBackFaileResult fields).
+      onGiveUp: (ev) => {
+        if (ev.eventType === 'check_url') return;
+        failedList.push({
+          callBackData: JSON.stringify(ev.plaintext),
+          callBackTag: ev.eventType,
+          corpId,
+          eventTime: Number(ev.plaintext.EventTime) || Date.now(),
+        });
+      },
+    }
   );
 
   function instanceEvent(i: SimInstance): Outgoing {
@@ -435,26 +565,31 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
   // ---- tokens ----
 
   function issue(kind: 'v1' | 'legacy'): string {
-    const token = `${kind === 'v1' ? 'v1' : 'lg'}${randomBytes(16).toString('hex')}`;
-    tokens[kind].set(token, Date.now() + tokenTtlMs);
-    return token;
+    return tokens[kind].issue(kind === 'v1' ? 'v1' : 'lg');
   }
 
+  /**
+   * v1.0 token checks as recorded (probe log "无凭证探测日志（dingtalk，2026-09-11）" P6/P7; satorijs/satori#240):
+   * a bad or expired token is HTTP 400 `InvalidAuthentication`, a missing header `AuthenticationFailed.MissingParameter`.
+   */
   function requireV1Token(ctx: SimCtx): void {
     const t = ctx.headers['x-acs-dingtalk-access-token'];
-    const token = Array.isArray(t) ? t[0] : t;
-    if (!token) throw new ApiError(400, 'MissingxAcsDingtalkAccessToken', 'x-acs-dingtalk-access-token is mandatory');
-    const exp = tokens.v1.get(token);
-    if (exp === undefined || exp <= Date.now())
-      throw new ApiError(401, 'InvalidAuthentication', '不合法的access_token');
+    const check = tokens.v1.check(Array.isArray(t) ? t[0] : t);
+    if (check === 'missing') {
+      throw new ApiError(400, 'AuthenticationFailed.MissingParameter', '缺少参数：x-acs-dingtalk-access-token');
+    }
+    if (check !== 'ok') throw new ApiError(400, 'InvalidAuthentication', '不合法的access_token');
   }
 
+  /**
+   * Legacy token checks behind the TOP gateway (probe P8/P9/P11): no token is 88 / sub_code 40000 "access_token is
+   * blank", a bad one 88 / 40014 "不合法的access_token"; an expired one 88 / 42001 (I: the code is the oapi one).
+   */
   function requireLegacyToken(ctx: SimCtx): void {
-    const token = ctx.query.get('access_token');
-    if (!token) throw new ApiError(200, 41001, '缺少access_token参数');
-    const exp = tokens.legacy.get(token);
-    if (exp === undefined) throw new ApiError(200, 40014, '不合法的access_token');
-    if (exp <= Date.now()) throw new ApiError(200, 42001, 'access_token超时');
+    const check = tokens.legacy.check(ctx.query.get('access_token'));
+    if (check === 'missing') throw new ApiError(200, 40000, 'access_token is blank');
+    if (check === 'unknown') throw new ApiError(200, 40014, '不合法的access_token');
+    if (check === 'expired') throw new ApiError(200, 42001, 'access_token超时');
   }
 
   // ---- API handlers ----
@@ -467,15 +602,16 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
   function v1AccessToken(ctx: SimCtx): SimReply {
     const b = body(ctx, false);
     if (b.appKey !== options.appKey || b.appSecret !== options.appSecret) {
-      // DingTalk's exact code for a bad key/secret is not in the reference; the app classifies by status.
-      throw new ApiError(400, 'invalidClientIdOrSecret', '无效的appKey或appSecret');
+      // Probe P3: HTTP 400 {"code":"invalidClientIdOrSecret","message":"无效的clientId或者clientSecret"}.
+      throw new ApiError(400, 'invalidClientIdOrSecret', '无效的clientId或者clientSecret');
     }
     return { body: { accessToken: issue('v1'), expireIn: Math.floor(tokenTtlMs / 1000) } };
   }
 
   function legacyGetToken(ctx: SimCtx): SimReply {
     if (ctx.query.get('appkey') !== options.appKey || ctx.query.get('appsecret') !== options.appSecret) {
-      throw new ApiError(200, 40089, '不合法的corpid或corpsecret');
+      // Probe P1: /gettoken is not behind the TOP gateway: a flat {"errcode":40096,"errmsg":"不合法的appKey或appSecret"}.
+      throw new ApiError(200, 40096, '不合法的appKey或appSecret');
     }
     return {
       body: { errcode: 0, errmsg: 'ok', access_token: issue('legacy'), expires_in: Math.floor(tokenTtlMs / 1000) },
@@ -495,7 +631,8 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
     const status = i.status === 'APPROVED' || i.status === 'REJECTED' ? 'COMPLETED' : i.status;
     return {
       body: {
-        success: true,
+        // The doc's example wraps the detail in `"success":"true"`, a string (reference §2.3); nothing reads it.
+        success: 'true',
         result: {
           title: i.title,
           createTime: v1Time(i.createTime),
@@ -524,10 +661,16 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
     const code = str(b.processCode);
     const start = Number(b.startTime);
     const end = b.endTime === undefined ? Date.now() : Number(b.endTime);
-    const size = Math.min(Math.max(Number(b.maxResults) || 20, 1), 20);
+    const size = Number(b.maxResults) || 20;
     const from = Number(b.nextToken) || 0;
     if (!code || !Number.isFinite(start) || !Number.isFinite(end)) {
       throw new ApiError(400, 'InvalidParameter', 'processCode and startTime are required');
+    }
+    // "分页参数，每页大小，最多传20" (SDK ListProcessInstanceIdsRequest); how DingTalk refuses more is not said (I).
+    if (size < 1 || size > 20) throw new ApiError(400, 'InvalidParameter', 'maxResults must be 1–20');
+    // A startTime more than 365 days back is refused, with this misleading message (3p client DingTalk.OAPI.Process).
+    if (start < Date.now() - 365 * 86_400_000) {
+      throw new ApiError(400, 'invalidEndTime', '获取审批实例ID列表，审批实例结束时间不能小于开始时间');
     }
     const statuses = Array.isArray(b.statuses) ? (b.statuses as string[]) : undefined;
     const all = [...instances.values()]
@@ -541,6 +684,23 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
     const list = all.slice(from, from + size);
     const more = from + size < all.length;
     return { body: { success: true, result: { list, ...(more ? { nextToken: from + size } : {}) } } };
+  }
+
+  /**
+   * `GET /v1.0/event/callbacks/failedResults?beginTime=&endTime=` (SDK event_1_0 GetCallBackFaileResult): up to 200
+   * failed pushes with eventTime in [beginTime, endTime] and `hasMore`. "每次调用该接口会自动清除上一次调用所返回的
+   * failed_list数据" (event-subscription-and-data-push FAQ, reference §4.1): a call first clears what the previous one
+   * returned.
+   */
+  function failedResults(ctx: SimCtx): SimReply {
+    requireV1Token(ctx);
+    for (const e of failedReturned) failedList.splice(failedList.indexOf(e), 1);
+    const begin = ctx.query.has('beginTime') ? Number(ctx.query.get('beginTime')) : -Infinity;
+    const end = ctx.query.has('endTime') ? Number(ctx.query.get('endTime')) : Infinity;
+    const matching = failedList.filter((e) => e.eventTime >= begin && e.eventTime <= end);
+    const page = matching.slice(0, 200);
+    failedReturned = new Set(page);
+    return { body: { failedList: page, hasMore: matching.length > page.length } };
   }
 
   function addComment(ctx: SimCtx): SimReply {
@@ -611,7 +771,9 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
     messageKeys.clear();
     comments.length = 0;
     queue.reset();
-    faults = {};
+    failedList.length = 0;
+    failedReturned = new Set();
+    setFaults({});
   }
 
   function revokeTokens(): void {
@@ -619,55 +781,76 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
     tokens.legacy.clear();
   }
 
-  const router = new SimRouter()
-    .add('POST', '/v1.0/oauth2/accessToken', v1AccessToken)
-    .add('GET', '/gettoken', legacyGetToken)
-    .add('GET', '/v1.0/workflow/processInstances', instanceDetail)
-    .add('POST', '/v1.0/workflow/processes/instanceIds/query', listInstanceIds)
-    .add('POST', '/v1.0/workflow/processInstances/comments', addComment)
-    .add('POST', '/topapi/message/corpconversation/asyncsend_v2', sendWorkNotification)
-    .add('POST', '/v1.0/gateway/connections/open', openConnection)
-    .add('POST', '/_sim/approval/instances', (ctx) => ({
-      body: createInstance((ctx.body ?? {}) as unknown as CreateDingTalkInstanceInput),
-    }))
-    .add('GET', '/_sim/approval/instances', () => ({ body: [...instances.values()] }))
-    .add('POST', '/_sim/approval/instances/:id/status', (ctx) => {
-      setStatus(ctx.params.id!, ctx.body?.status as DingTalkSimStatus, {
-        deliver: ctx.body?.deliver as boolean | undefined,
-      });
-      return { body: { process_instance_id: ctx.params.id, status: ctx.body?.status } };
-    })
-    .add('POST', '/_sim/events', (ctx) => {
-      const ev = ctx.body?.event;
-      if (!ev || typeof ev !== 'object') throw new SimInputError('event (a decrypted DingTalk event body) is required');
-      deliverEvent(ev as Record<string, unknown>);
-      return { body: { queued: true } };
-    })
-    .add('POST', '/_sim/check-url', async () => ({ body: await checkUrl() }))
-    .add('GET', '/_sim/messages', () => ({ body: messages }))
-    .add('GET', '/_sim/comments', () => ({ body: comments }))
-    .add('GET', '/_sim/deliveries', () => ({ body: queue.deliveries }))
-    .add('POST', '/_sim/faults', (ctx) => {
-      faults = parseFaults(ctx.body ?? {});
-      return { body: faults };
-    })
-    .add('DELETE', '/_sim/faults', () => {
-      faults = {};
-      return { body: faults };
-    })
-    .add('POST', '/_sim/tokens/revoke', () => {
-      revokeTokens();
-      return { body: { revoked: true } };
-    })
-    .add('POST', '/_sim/reset', () => {
-      reset();
-      return { body: { reset: true } };
-    });
+  function setFaults(next: DingTalkSimFaults | Record<string, unknown>): DingTalkSimFaults {
+    const body = next as Record<string, unknown>;
+    const parsed: DingTalkSimFaults = parseFaults(body);
+    const throttle = body.ipThrottle as DingTalkSimFaults['ipThrottle'] | undefined;
+    if (throttle !== undefined) {
+      if (typeof throttle !== 'object' || throttle === null) throw new SimInputError('ipThrottle must be an object');
+      parsed.ipThrottle = { blockMs: Number(throttle.blockMs) || 5 * 60_000, format: throttle.format ?? 'json' };
+    }
+    if (body.duplicateRate !== undefined) {
+      const rate = Number(body.duplicateRate);
+      if (!(rate >= 0 && rate <= 1)) throw new SimInputError('duplicateRate must be between 0 and 1');
+      parsed.duplicateRate = rate;
+    }
+    faults = parsed;
+    throttledUntil = parsed.ipThrottle ? Date.now() + parsed.ipThrottle.blockMs! : 0;
+    queue.duplicateRate = parsed.duplicateRate ?? 0;
+    return parsed;
+  }
+
+  const router = addControlRoutes(
+    new SimRouter()
+      .add('POST', '/v1.0/oauth2/accessToken', v1AccessToken)
+      .add('GET', '/gettoken', legacyGetToken)
+      .add('GET', '/v1.0/workflow/processInstances', instanceDetail)
+      .add('POST', '/v1.0/workflow/processes/instanceIds/query', listInstanceIds)
+      .add('POST', '/v1.0/workflow/processInstances/comments', addComment)
+      .add('GET', '/v1.0/event/callbacks/failedResults', failedResults)
+      .add('POST', '/topapi/message/corpconversation/asyncsend_v2', sendWorkNotification)
+      .add('POST', '/v1.0/gateway/connections/open', openConnection)
+      .add('POST', '/_sim/check-url', async () => ({ body: await checkUrl() }))
+      .add('GET', '/_sim/failed-pushes', () => ({ body: failedList }))
+      .add('POST', '/_sim/stream/disconnect', () => {
+        disconnectStreamClients();
+        return { body: { disconnecting: clients.size } };
+      }),
+    {
+      createInstance: (b) => createInstance(b as unknown as CreateDingTalkInstanceInput),
+      setStatus: (id, status, opts) => {
+        setStatus(id, status as DingTalkSimStatus, opts);
+        return { process_instance_id: id, status };
+      },
+      deliverEvent: (b) => {
+        if (!b.event || typeof b.event !== 'object') {
+          throw new SimInputError('event (a decrypted DingTalk event body) is required');
+        }
+        deliverEvent(b.event as Record<string, unknown>);
+        return { queued: true };
+      },
+      instances: () => [...instances.values()],
+      messages: () => messages,
+      comments: () => comments,
+      deliveries: () => queue.deliveries,
+      setFaults,
+      clearFaults: () => setFaults({}),
+      revokeTokens,
+      reset,
+    }
+  );
 
   const LEGACY_PATHS = ['/gettoken', '/topapi/'];
+  /**
+   * Codes the TOP gateway in front of `/topapi/*` answers itself, wrapped as errcode 88 with the code as `sub_code`:
+   * tokens (probe P8/P9/P11), rate limits (90002 in a 3p log), permission 60011 and IP allow-list 60020 (3p answers).
+   * Business errors of the API itself stay flat (I).
+   */
+  const TOP_GATEWAY_CODES = new Set([40000, 40014, 41001, 42001, 90002, 90006, 90018, 90019, 60011, 60020]);
 
   async function applyFaults(method: string, path: string, legacy: boolean): Promise<void> {
     if (faults.latencyMs) await sleep(faults.latencyMs);
+    if (throttledUntil > Date.now()) throw new IpThrottled(faults.ipThrottle?.format ?? 'json');
     if (faults.rateLimit && rate.exceeded(faults.rateLimit.perSecond)) {
       // how-to-process-api-throttling: legacy 90018, v1.0 Forbidden.AccessDenied.QpsLimitForAppkeyAndApi (HTTP 403).
       if (legacy) throw new ApiError(200, 90018, '当前应用调用该接口的频率超过上限');
@@ -681,40 +864,53 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
     }
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://sim');
-    const method = req.method ?? 'GET';
-    const isSim = url.pathname.startsWith('/_sim/');
-    const legacy = LEGACY_PATHS.some((p) => url.pathname.startsWith(p));
-    try {
-      const raw = await readBody(req);
-      const found = router.match(method, url.pathname);
-      if (!isSim) await applyFaults(method, url.pathname, legacy);
-      if (found === undefined || found === 'method') {
-        if (!isSim) throw new ApiError(404, 'NotFound', `no such API ${method} ${url.pathname}`);
-        sendJson(res, found === 'method' ? 405 : 404, { error: `no route ${method} ${url.pathname}` });
-        return;
-      }
-      const parsed = parseJsonObject(raw);
-      if (parsed === undefined && isSim) throw new SimInputError('body must be a JSON object');
-      const reply = await found.handler({
+  const handle = simHandler({
+    router,
+    beforeApi: ({ method, path }) =>
+      applyFaults(
         method,
-        path: url.pathname,
-        query: url.searchParams,
-        params: found.params,
-        headers: req.headers,
-        raw,
-        body: parsed,
-      });
-      sendJson(res, reply.status ?? 200, reply.body, reply.headers);
-    } catch (err) {
-      if (err instanceof ApiError) {
-        if (typeof err.code === 'number') sendJson(res, err.status, { errcode: err.code, errmsg: err.message });
-        else sendJson(res, err.status, { code: err.code, message: err.message, requestid: requestId() });
-      } else if (err instanceof SimInputError) sendJson(res, 400, { error: err.message });
-      else sendJson(res, 500, { code: 'InternalError', message: `simulator error: ${(err as Error).message}` });
-    }
-  }
+        path,
+        LEGACY_PATHS.some((p) => path.startsWith(p))
+      ),
+    notFound: ({ method, path }) => ({
+      status: 404,
+      body: { code: 'NotFound', message: `no such API ${method} ${path}`, requestid: requestId() },
+    }),
+    apiError(err, { path }) {
+      if (err instanceof IpThrottled) {
+        // The FAQ's example body; the HTML variant is a page, not JSON (I: its markup).
+        if (err.format === 'html') {
+          return {
+            status: 200,
+            body: '<html><body>访问被拒绝 (deny)</body></html>',
+            headers: { 'content-type': 'text/html; charset=utf-8' },
+          };
+        }
+        return {
+          status: 200,
+          body: { status: 1111, wait: 5, source: 'x5', punish: 'deny', uuid: randomBytes(8).toString('hex') },
+        };
+      }
+      if (!(err instanceof ApiError)) return undefined;
+      if (typeof err.code !== 'number') {
+        return { status: err.status, body: { code: err.code, message: err.message, requestid: requestId() } };
+      }
+      // A legacy error on `/topapi/*` comes through the TOP gateway's wrapper, flat elsewhere.
+      if (path.startsWith('/topapi/') && TOP_GATEWAY_CODES.has(err.code)) {
+        return {
+          status: 200,
+          body: {
+            errcode: 88,
+            sub_code: String(err.code),
+            sub_msg: err.message,
+            errmsg: `ding talk error[subcode=${err.code},submsg=${err.message}]`,
+            request_id: requestId().toLowerCase(),
+          },
+        };
+      }
+      return { status: err.status, body: { errcode: err.code, errmsg: err.message } };
+    },
+  });
 
   const http = await listen(handle, options.port ?? 0, host);
   const simUrl = http.url;
@@ -733,6 +929,7 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
   async function close(): Promise<void> {
     if (closed) return;
     closed = true;
+    if (pingTimer) clearInterval(pingTimer);
     queue.close();
     closing.abort();
     for (const c of clients) c.terminate();
@@ -751,22 +948,24 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
     setWebhookUrl: (u) => {
       webhookUrl = u;
     },
-    setFaults: (f) => {
-      faults = parseFaults(f as Record<string, unknown>);
-    },
-    clearFaults: () => {
-      faults = {};
+    setFaults: (f) => void setFaults(f),
+    clearFaults: () => void setFaults({}),
+    setDeliveryTimeout: (ms) => {
+      deliveryTimeoutMs = ms;
     },
     revokeTokens,
     reset,
     messages: () => [...messages],
     comments: () => [...comments],
     deliveries: () => [...queue.deliveries],
+    failedPushes: () => [...failedList],
     waitForDeliveries: (opts) => queue.waitFor(opts, 'dingtalk simulator'),
-    streamClients: () => [...clients].filter((c) => c.readyState === c.OPEN).length,
+    streamClients: () => [...clients].filter((c) => c.readyState === c.OPEN && !draining.has(c)).length,
     streamConnectionCount: () => connectionCount,
     dropStreamClients: () => {
       for (const c of clients) c.terminate();
     },
+    disconnectStreamClients,
+    pingStreamClients,
   };
 }

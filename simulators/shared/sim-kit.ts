@@ -1,11 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /**
- * Plumbing shared by the platform simulators: fault injection (all three), and for DingTalk and WeCom a tiny router,
- * JSON bodies, and the platforms' event push
- * (one ordered queue per approval instance, redelivery on failure after a schedule, a record of every attempt).
- * The protocol itself (envelopes, crypto, what counts as acknowledged) is each simulator's.
+ * Plumbing shared by the platform simulators: fault injection (all three), and for DingTalk and WeCom a tiny router
+ * and request handler, JSON bodies, access tokens, the `/_sim` control API, and the platforms' event push (one
+ * ordered queue per approval instance, redelivery on failure after a schedule, a record of every attempt). The
+ * protocol itself (envelopes, crypto, error codes, what counts as acknowledged) is each simulator's, passed in.
  */
 
 export interface SimCtx {
@@ -126,6 +127,8 @@ export interface DeliveryRecord {
   instance_id?: string;
   /** 1 for the first push, then redeliveries. */
   attempt: number;
+  /** A push of an event that was already acknowledged (the `duplicateRate` knob). */
+  duplicate?: boolean;
   status?: number;
   error?: string;
   ok: boolean;
@@ -140,6 +143,8 @@ export interface PushResult {
   status?: number;
   error?: string;
   durationMs: number;
+  /** A failure the platform does not push again after (e.g. WeCom, read as 90930: only time-outs are retried). */
+  final?: boolean;
 }
 
 interface Pending<T> {
@@ -148,15 +153,25 @@ interface Pending<T> {
   instanceId?: string;
   payload: T;
   attempts: number;
+  /** Acknowledged, and about to be pushed once more as a duplicate. */
+  acknowledged?: boolean;
+}
+
+export interface PushQueueOptions<T> {
+  /** The platform stopped pushing this event (its failed-push list, where it has one). */
+  onGiveUp?(payload: T, meta: { id: string; type: string; instanceId?: string }): void;
 }
 
 /**
  * Ordered push with redelivery: events of one instance go one at a time (a later one waits until the earlier one is
  * acknowledged or given up), a failed push is retried after `delaysMs[attempt-1] * scale`, and the last delay's
- * failure gives up.
+ * failure gives up. With `duplicateRate` an acknowledged event is pushed once more after the first delay, as the
+ * platforms may ("依然可能出现重复推送", DingTalk Stream protocol FAQ).
  */
 export class PushQueue<T> {
   readonly deliveries: DeliveryRecord[] = [];
+  /** Probability (0–1) that an acknowledged event is pushed again. */
+  duplicateRate = 0;
   private readonly queues = new Map<string, Pending<T>[]>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private epoch = 0;
@@ -165,7 +180,8 @@ export class PushQueue<T> {
   constructor(
     private readonly push: (payload: T) => Promise<PushResult>,
     private readonly delaysMs: readonly number[],
-    private readonly scale: number
+    private readonly scale: number,
+    private readonly opts: PushQueueOptions<T> = {}
   ) {}
 
   enqueue(payload: T, meta: { id: string; type: string; instanceId?: string }): void {
@@ -186,15 +202,17 @@ export class PushQueue<T> {
     const head = queue?.[0];
     if (this.closed || !queue || !head) return;
     const startedIn = this.epoch;
+    const duplicate = head.acknowledged === true;
     head.attempts += 1;
     const result = await this.push(head.payload);
     if (this.closed || this.epoch !== startedIn) return;
-    const exhausted = !result.ok && head.attempts > this.delaysMs.length;
+    const exhausted = !duplicate && !result.ok && (result.final === true || head.attempts > this.delaysMs.length);
     this.deliveries.push({
       event_id: head.id,
       event_type: head.type,
       instance_id: head.instanceId,
       attempt: head.attempts,
+      ...(duplicate ? { duplicate } : {}),
       status: result.status,
       error: result.ok ? undefined : (result.error ?? `HTTP ${result.status}`),
       ok: result.ok,
@@ -202,7 +220,10 @@ export class PushQueue<T> {
       at: new Date().toISOString(),
       duration_ms: result.durationMs,
     });
-    if (result.ok || exhausted) {
+    const again = result.ok && !duplicate && this.duplicateRate > 0 && Math.random() < this.duplicateRate;
+    if (again) head.acknowledged = true;
+    if (exhausted) this.opts.onGiveUp?.(head.payload, { id: head.id, type: head.type, instanceId: head.instanceId });
+    if (duplicate || (result.ok && !again) || exhausted) {
       queue.shift();
       if (queue.length === 0) this.queues.delete(key);
       else void this.pushHead(key);
@@ -213,7 +234,7 @@ export class PushQueue<T> {
         this.timers.delete(timer);
         void this.pushHead(key);
       },
-      this.delaysMs[head.attempts - 1]! * this.scale
+      this.delaysMs[again ? 0 : head.attempts - 1]! * this.scale
     );
     this.timers.add(timer);
   }
@@ -342,4 +363,142 @@ export function takeFailPath<C extends number | string>(
   );
   if (fail && fail.times !== undefined) fail.times -= 1;
   return fail;
+}
+
+// ---- access tokens ---------------------------------------------------------------------------------------------
+
+/** Access tokens a simulator handed out, each with its expiry; revoking them all is how tests make a token go bad. */
+export class SimTokens {
+  private readonly tokens = new Map<string, number>();
+  constructor(private readonly ttlMs: number) {}
+
+  issue(prefix = ''): string {
+    const token = `${prefix}${randomBytes(16).toString('hex')}`;
+    this.tokens.set(token, Date.now() + this.ttlMs);
+    return token;
+  }
+
+  check(token: string | null | undefined): 'ok' | 'missing' | 'unknown' | 'expired' {
+    if (!token) return 'missing';
+    const exp = this.tokens.get(token);
+    if (exp === undefined) return 'unknown';
+    return exp <= Date.now() ? 'expired' : 'ok';
+  }
+
+  get ttlSeconds(): number {
+    return Math.floor(this.ttlMs / 1000);
+  }
+
+  clear(): void {
+    this.tokens.clear();
+  }
+}
+
+// ---- request handling and the /_sim control API ----------------------------------------------------------------
+
+export interface SimHandlerSpec {
+  router: SimRouter;
+  /** Before each platform API request (not `/_sim`): latency, throttles, injected failures; may throw `apiError`s. */
+  beforeApi(ctx: { method: string; path: string }): Promise<void>;
+  /** An API path the platform does not have, in its own envelope. */
+  notFound(ctx: { method: string; path: string }): SimReply;
+  /** A thrown error in the platform's envelope, or undefined when it is not one of the platform's errors. */
+  apiError(err: unknown, ctx: { method: string; path: string }): SimReply | undefined;
+}
+
+/**
+ * The HTTP handler both simulators run: platform API paths get the platform's envelopes (and its faults), `/_sim/*`
+ * answers 400 `{error}` for bad input and needs a JSON object body.
+ */
+export function simHandler(spec: SimHandlerSpec): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  return async function handle(req, res) {
+    const url = new URL(req.url ?? '/', 'http://sim');
+    const method = req.method ?? 'GET';
+    const isSim = url.pathname.startsWith('/_sim/');
+    const send = (reply: SimReply) => {
+      // A string body with its own content type (an HTML page) goes out as it is; everything else as JSON.
+      if (typeof reply.body === 'string' && reply.headers?.['content-type']) {
+        res.writeHead(reply.status ?? 200, reply.headers);
+        res.end(reply.body);
+      } else sendJson(res, reply.status ?? 200, reply.body, reply.headers);
+    };
+    try {
+      const raw = await readBody(req);
+      const found = spec.router.match(method, url.pathname);
+      if (!isSim) await spec.beforeApi({ method, path: url.pathname });
+      if (found === undefined || found === 'method') {
+        if (!isSim) send(spec.notFound({ method, path: url.pathname }));
+        else sendJson(res, found === 'method' ? 405 : 404, { error: `no route ${method} ${url.pathname}` });
+        return;
+      }
+      const parsed = parseJsonObject(raw);
+      if (parsed === undefined && isSim) throw new SimInputError('body must be a JSON object');
+      send(
+        await found.handler({
+          method,
+          path: url.pathname,
+          query: url.searchParams,
+          params: found.params,
+          headers: req.headers,
+          raw,
+          body: parsed,
+        })
+      );
+    } catch (err) {
+      const reply = spec.apiError(err, { method, path: url.pathname });
+      if (reply) send(reply);
+      else if (err instanceof SimInputError) sendJson(res, 400, { error: err.message });
+      else sendJson(res, 500, { error: `simulator error: ${(err as Error).message}` });
+    }
+  };
+}
+
+/** What the `/_sim` control API of a simulator reads and does. */
+export interface SimControl {
+  /** POST `/_sim/approval/instances`: create one from the body; returns what to answer. */
+  createInstance(body: Record<string, unknown>): unknown;
+  /** POST `/_sim/approval/instances/:id/status` `{status, deliver?}`. */
+  setStatus(id: string, status: unknown, opts: { deliver?: boolean }): unknown;
+  /** POST `/_sim/events`: push an arbitrary (decrypted) event from the body. */
+  deliverEvent(body: Record<string, unknown>): unknown;
+  instances(): unknown[];
+  messages(): unknown[];
+  comments(): unknown[];
+  deliveries(): DeliveryRecord[];
+  /** Parse and apply a `/_sim/faults` body; returns the faults now in force. */
+  setFaults(body: Record<string, unknown>): unknown;
+  clearFaults(): void;
+  revokeTokens(): void;
+  reset(): void;
+}
+
+/**
+ * The control routes the DingTalk and WeCom simulators share: POST `/_sim/approval/instances`,
+ * `/_sim/approval/instances/:id/status`, `/_sim/events`; GET `/_sim/approval/instances`, `/_sim/messages`,
+ * `/_sim/comments`, `/_sim/deliveries`; POST / DELETE `/_sim/faults`; POST `/_sim/tokens/revoke`, `/_sim/reset`.
+ */
+export function addControlRoutes(router: SimRouter, ctl: SimControl): SimRouter {
+  return router
+    .add('POST', '/_sim/approval/instances', (ctx) => ({ body: ctl.createInstance(ctx.body ?? {}) }))
+    .add('POST', '/_sim/approval/instances/:id/status', (ctx) => ({
+      body: ctl.setStatus(ctx.params.id!, ctx.body?.status, { deliver: ctx.body?.deliver as boolean | undefined }),
+    }))
+    .add('POST', '/_sim/events', (ctx) => ({ body: ctl.deliverEvent(ctx.body ?? {}) }))
+    .add('GET', '/_sim/approval/instances', () => ({ body: ctl.instances() }))
+    .add('GET', '/_sim/messages', () => ({ body: ctl.messages() }))
+    .add('GET', '/_sim/comments', () => ({ body: ctl.comments() }))
+    .add('GET', '/_sim/deliveries', () => ({ body: ctl.deliveries() }))
+    .add('POST', '/_sim/faults', (ctx) => ({ body: ctl.setFaults(ctx.body ?? {}) }))
+    .add('DELETE', '/_sim/faults', () => {
+      ctl.clearFaults();
+      return { body: {} };
+    })
+    .add('POST', '/_sim/tokens/revoke', () => {
+      ctl.revokeTokens();
+      return { body: { revoked: true } };
+    })
+    .add('POST', '/_sim/reset', () => {
+      ctl.reset();
+      return { body: { reset: true } };
+    });
 }

@@ -1,16 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { cdata, wecomEchoQuery, wecomRequest } from '../dingtalk/callback-signer';
+import { cdata, wecomEchoQuery, wecomRequest } from '../shared/callback-signer';
 import {
   PushQueue,
   RateWindow,
   SimInputError,
   SimRouter,
+  SimTokens,
+  addControlRoutes,
   listen,
   parseFaults,
-  parseJsonObject,
-  readBody,
-  sendJson,
+  simHandler,
   sleep,
   str,
   takeFailPath,
@@ -25,10 +24,18 @@ import {
  * WeCom (企业微信) simulator: the API subset ApprovalPlus calls (reference dingtalk-wecom.md §5.4, §5.5) with WeCom's
  * envelope (HTTP 200 `{errcode, errmsg, …}`) and token flow, and the approval callback pushed the way WeCom does
  * (§5.1–§5.3): `sys_approval_change` XML, encrypted for the CorpID and signed, POSTed to the receive URL; any HTTP 200
- * counts as received (an empty body is what WeCom accepts for events). WeCom retries on time-out (5 s), three times;
- * the simulator also retries other failures (doc 90238 says non-200 counts as failure) after 5 s each
- * (× redeliveryScale), then gives up. WeCom has no API to comment on an approval, so `/_sim/comments` stays empty.
- * `/_sim/*` is the unauthenticated control API for tests and sandbox mode.
+ * within 5 s counts as received (an empty body is what WeCom accepts for events). WeCom pushes again three times,
+ * 5 s apart here (× redeliveryScale), then gives up. The two docs disagree on what is retried, so both are modelled
+ * (`retryOn`): 'timeout-only' (90930, updated 2024/12/13: "仅针对网络连接失败或者网络请求超时情况重试", the
+ * default) and 'any-failure' (90238: any non-200). Also as the docs say:
+ * - getapprovalinfo lists by submission time, at most 31 days per call (301025 beyond), and with a self-built app's
+ *   token only applicants inside the app's visible range (91816); without the 审批数据权限 grant it answers 301055;
+ * - message/send: recipients outside the visible range come back in `invaliduser` (lower-cased), those without a
+ *   licence in `unlicenseduser`, with errcode 0; every recipient refused is 81013 (90236);
+ * - batch applications carry `batch_applyer` and no `applyer` (91983, "和applyer字段互斥");
+ * - 45009 blocks an API 60 s after its per-minute limit and 60 min after its per-hour one (90312).
+ * WeCom has no API to comment on an approval, so `/_sim/comments` stays empty. `/_sim/*` is the unauthenticated
+ * control API for tests and sandbox mode.
  */
 
 export interface WeComSimulatorOptions {
@@ -42,9 +49,32 @@ export interface WeComSimulatorOptions {
   /** The app's receive URL (`…/webhook/wecom`). */
   webhookUrl?: string;
   redeliveryScale?: number;
-  /** WeCom waits 5 s. */
+  /** "企业微信服务器在五秒内收不到响应会断掉连接" (90930): 5000. */
   deliveryTimeoutMs?: number;
+  /** What WeCom pushes again after: 'timeout-only' (90930, default) or 'any-failure' (90238). */
+  retryOn?: 'timeout-only' | 'any-failure';
   tokenTtlSeconds?: number;
+}
+
+/** The app as WeCom sees it: who is inside its visible range, who has a licence, what it was granted. */
+export interface WeComSimApp {
+  /** Userids outside the app's 可见范围 (visible range): refused as message recipients, unlisted by getapprovalinfo. */
+  outsideVisibleRange?: string[];
+  /** Userids inside the range without a 基础接口许可: `unlicenseduser`. */
+  unlicensed?: string[];
+  /** 审批 → API → 审批数据权限: without it getapprovalinfo answers 301055. Default true. */
+  approvalDataPermission?: boolean;
+  /**
+   * When every recipient is refused: 81013 (90236, the default), or errcode 0 with them listed (I: the doc counts
+   * unlicensed users as 无权限, which makes 81013 the reading; 'ok' lets a client be tested against the other).
+   */
+  allRefused?: '81013' | 'ok';
+}
+
+/** WeCom-only faults on top of the shared ones (`/_sim/faults`). */
+export interface WeComSimFaults extends SimFaults {
+  /** Calls of one API allowed per minute / per hour before 45009 blocks it for 60 s / 60 min (90312). */
+  frequency?: { perMinute?: number; perHour?: number };
 }
 
 /** sp_status: 1 审批中, 2 已通过, 3 已驳回, 4 已撤销, 6 通过后撤销, 7 已删除, 10 已支付 (reference §5.3). */
@@ -75,17 +105,23 @@ export interface CreateWeComInstanceInput {
   /** The applicant's userid (alias: user_id). */
   userid?: string;
   user_id?: string;
+  /** A batch application (批量申请): the actual applicants' userids, instead of `userid`. */
+  batch_userids?: string[];
   form: WeComControlInput[];
   /** APPROVED (default), PENDING, REJECTED, CANCELED, REVERTED, DELETED, PAID, or the numeric sp_status. */
   status?: string | number;
   deliver?: boolean;
   sp_name?: string;
   sp_no?: string;
+  /** When it was submitted, Unix seconds; default now. */
+  apply_time?: number;
 }
 
 export interface WeComSimMessage {
   msgid: string;
   touser: string;
+  /** The recipients it reached (not refused). */
+  delivered_to: string[];
   agentid: number;
   msgtype: string;
   content: unknown;
@@ -103,7 +139,9 @@ export interface WeComSimulator {
   /** GET the receive URL with an echostr and report whether the plaintext came back. */
   verifyUrl(): Promise<{ ok: boolean; status?: number; body?: string; error?: string }>;
   setWebhookUrl(url: string): void;
-  setFaults(faults: SimFaults): void;
+  setRetryOn(retryOn: 'timeout-only' | 'any-failure'): void;
+  setApp(app: WeComSimApp): void;
+  setFaults(faults: WeComSimFaults): void;
   clearFaults(): void;
   revokeTokens(): void;
   reset(): void;
@@ -117,7 +155,9 @@ interface SimInstance {
   spNo: string;
   templateId: string;
   spName: string;
-  applicant: string;
+  /** One applicant, or a batch application's actual applicants. */
+  applicants: string[];
+  batch: boolean;
   form: WeComControlInput[];
   spStatus: number;
   applyTime: number;
@@ -134,6 +174,10 @@ class ApiError extends Error {
 }
 
 const REDELIVERY_DELAYS_MS = [5_000, 5_000, 5_000];
+const MINUTE_MS = 60_000;
+const HOUR_MS = 60 * MINUTE_MS;
+/** "起始时间跨度不能超过31天" (91816). */
+const MAX_LIST_SPAN_S = 31 * 86_400;
 
 function parseStatus(status: unknown): number {
   if (typeof status === 'number' && Object.values(WECOM_STATUS_CODES).includes(status)) return status;
@@ -141,18 +185,51 @@ function parseStatus(status: unknown): number {
   throw new SimInputError(`status must be one of ${Object.keys(WECOM_STATUS_CODES).join(', ')} (or the number)`);
 }
 
+/**
+ * 45009 per API: over its per-minute count it is blocked for 60 s, over its per-hour count for 60 min ("按分钟拦截则被
+ * 屏蔽60秒，按小时拦截则被屏蔽60分钟", 90312).
+ */
+class FrequencyLimits {
+  private readonly calls = new Map<string, number[]>();
+  private readonly blockedUntil = new Map<string, number>();
+
+  blocked(path: string, limits: { perMinute?: number; perHour?: number }): boolean {
+    const now = Date.now();
+    if ((this.blockedUntil.get(path) ?? 0) > now) return true;
+    const recent = (this.calls.get(path) ?? []).filter((t) => now - t < HOUR_MS);
+    recent.push(now);
+    this.calls.set(path, recent);
+    if (limits.perHour !== undefined && recent.length > limits.perHour) {
+      this.blockedUntil.set(path, now + HOUR_MS);
+      return true;
+    }
+    if (limits.perMinute !== undefined && recent.filter((t) => now - t < MINUTE_MS).length > limits.perMinute) {
+      this.blockedUntil.set(path, now + MINUTE_MS);
+      return true;
+    }
+    return false;
+  }
+
+  clear(): void {
+    this.calls.clear();
+    this.blockedUntil.clear();
+  }
+}
+
 export async function startWeComSimulator(options: WeComSimulatorOptions): Promise<WeComSimulator> {
   const host = options.host ?? '127.0.0.1';
-  const tokenTtlMs = (options.tokenTtlSeconds ?? 7200) * 1000;
   const deliveryTimeoutMs = options.deliveryTimeoutMs ?? 5000;
+  let retryOn = options.retryOn ?? 'timeout-only';
   let webhookUrl = options.webhookUrl;
 
   const instances = new Map<string, SimInstance>();
   const messages: WeComSimMessage[] = [];
   const dedupe = new Map<string, { msgid: string; at: number }>();
-  const tokens = new Map<string, number>();
-  let faults: SimFaults = {};
+  const tokens = new SimTokens((options.tokenTtlSeconds ?? 7200) * 1000);
+  let faults: WeComSimFaults = {};
+  let app: WeComSimApp = {};
   const rate = new RateWindow();
+  const frequency = new FrequencyLimits();
   let spCounter = 0;
   const closing = new AbortController();
   let closed = false;
@@ -181,7 +258,10 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
         signal: AbortSignal.any([AbortSignal.timeout(deliveryTimeoutMs), closing.signal]),
       });
       await res.text();
-      return { ok: res.status === 200, status: res.status, durationMs: Date.now() - started };
+      const durationMs = Date.now() - started;
+      if (res.status === 200) return { ok: true, status: 200, durationMs };
+      // An answer, but not 200: pushed again only under 90238's reading.
+      return { ok: false, status: res.status, durationMs, final: retryOn === 'timeout-only' };
     } catch (err) {
       const name = (err as Error).name;
       const error = name === 'TimeoutError' ? `no answer within ${deliveryTimeoutMs} ms` : (err as Error).message;
@@ -208,7 +288,8 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
       `<SpStatus>${i.spStatus}</SpStatus>`,
       `<TemplateId>${cdata(i.templateId)}</TemplateId>`,
       `<ApplyTime>${i.applyTime}</ApplyTime>`,
-      `<Applyer><UserId>${cdata(i.applicant)}</UserId><Party>${cdata('1')}</Party></Applyer>`,
+      // A batch application's callback Applyer is not documented: its first applicant here (I).
+      `<Applyer><UserId>${cdata(i.applicants[0]!)}</UserId><Party>${cdata('1')}</Party></Applyer>`,
       `<StatuChangeEvent>${change}</StatuChangeEvent>`,
       '</ApprovalInfo>',
       '</xml>',
@@ -257,9 +338,11 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
 
   function createInstance(input: CreateWeComInstanceInput): { sp_no: string } {
     const templateId = str(input.template_id) ?? str(input.approval_code);
-    const applicant = str(input.userid) ?? str(input.user_id);
+    const single = str(input.userid) ?? str(input.user_id);
+    const batch = Array.isArray(input.batch_userids) ? input.batch_userids.filter((u) => str(u)) : [];
     if (!templateId) throw new SimInputError('template_id (or approval_code) is required');
-    if (!applicant) throw new SimInputError('userid (or user_id) is required');
+    if (!single && batch.length === 0) throw new SimInputError('userid (or user_id, or batch_userids) is required');
+    if (single && batch.length > 0) throw new SimInputError('userid and batch_userids exclude each other');
     if (!Array.isArray(input.form))
       throw new SimInputError('form must be an array of controls {control, title, value}');
     input.form.forEach((c, i) => {
@@ -278,14 +361,15 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
       spNo,
       templateId,
       spName: str(input.sp_name) ?? 'Wi-Fi 接入申请',
-      applicant,
+      applicants: single ? [single] : batch,
+      batch: !single,
       form: input.form.map((c, i) => ({
         ...c,
         id: c.id ?? `${c.control}-${1_700_000_000_000 + i}`,
         title: typeof c.title === 'string' ? [{ text: c.title, lang: 'zh_CN' }] : c.title,
       })),
       spStatus,
-      applyTime: now,
+      applyTime: typeof input.apply_time === 'number' ? Math.floor(input.apply_time) : now,
       decidedAt: spStatus === 1 ? undefined : now,
     };
     instances.set(spNo, instance);
@@ -303,18 +387,12 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
 
   // ---- API ----
 
-  function issueToken(): string {
-    const t = randomBytes(32).toString('base64url');
-    tokens.set(t, Date.now() + tokenTtlMs);
-    return t;
-  }
-
+  /** Token errors (global error codes 90313): 41001 missing, 40014 invalid, 42001 expired. */
   function requireToken(ctx: SimCtx): void {
-    const t = ctx.query.get('access_token');
-    if (!t) throw new ApiError(41001, 'access_token missing');
-    const exp = tokens.get(t);
-    if (exp === undefined) throw new ApiError(40014, 'invalid access_token');
-    if (exp <= Date.now()) throw new ApiError(42001, 'access_token expired');
+    const check = tokens.check(ctx.query.get('access_token'));
+    if (check === 'missing') throw new ApiError(41001, 'access_token missing');
+    if (check === 'unknown') throw new ApiError(40014, 'invalid access_token');
+    if (check === 'expired') throw new ApiError(42001, 'access_token expired');
   }
 
   function body(ctx: SimCtx): Record<string, unknown> {
@@ -325,10 +403,12 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
   function getToken(ctx: SimCtx): SimReply {
     if (ctx.query.get('corpid') !== options.corpId) throw new ApiError(40013, 'invalid corpid');
     if (ctx.query.get('corpsecret') !== options.corpSecret) throw new ApiError(40001, 'invalid credential');
-    return {
-      body: { errcode: 0, errmsg: 'ok', access_token: issueToken(), expires_in: Math.floor(tokenTtlMs / 1000) },
-    };
+    return { body: { errcode: 0, errmsg: 'ok', access_token: tokens.issue(), expires_in: tokens.ttlSeconds } };
   }
+
+  const outsideRange = (userid: string) =>
+    (app.outsideVisibleRange ?? []).some((u) => u.toLowerCase() === userid.toLowerCase());
+  const unlicensed = (userid: string) => (app.unlicensed ?? []).some((u) => u.toLowerCase() === userid.toLowerCase());
 
   function approvalDetail(ctx: SimCtx): SimReply {
     requireToken(ctx);
@@ -346,8 +426,10 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
           sp_status: i.spStatus,
           template_id: i.templateId,
           apply_time: i.applyTime,
-          applyer: { userid: i.applicant, partyid: '1' },
-          batch_applyer: [],
+          // "batch_applyer: 批量申请人信息（和applyer字段互斥）", each "实际申请人userid" (91983).
+          ...(i.batch
+            ? { batch_applyer: i.applicants.map((userid) => ({ userid })) }
+            : { applyer: { userid: i.applicants[0], partyid: '1' } }),
           sp_record: [
             {
               sp_status: i.spStatus === 1 ? 1 : i.spStatus === 3 ? 3 : 2,
@@ -371,13 +453,23 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
     };
   }
 
+  /**
+   * getapprovalinfo (91816): starttime/endtime are 审批单提交的时间范围 (submission time), endtime after starttime and
+   * at most 31 days apart (301025 otherwise, "请求参数错误"); size ≤ 100; filters are ANDed between keys. A page is
+   * `size` applications before those outside the visible range are removed, so it may hold fewer ("返回的sp_no_list
+   * 个数可能和size不一致"); `new_next_cursor` is absent on the last page.
+   */
   function approvalInfo(ctx: SimCtx): SimReply {
     requireToken(ctx);
+    if (app.approvalDataPermission === false) throw new ApiError(301055, '无审批应用数据拉取权限');
     const b = body(ctx);
     const start = Number(b.starttime);
     const end = Number(b.endtime);
-    if (!Number.isFinite(start) || !Number.isFinite(end)) throw new ApiError(40058, 'invalid starttime/endtime');
-    const size = Math.min(Math.max(Number(b.size) || 100, 1), 100);
+    if (!Number.isFinite(start) || !Number.isFinite(end) || end <= start || end - start > MAX_LIST_SPAN_S) {
+      throw new ApiError(301025, '审批开放接口参数错误: endtime must be after starttime, at most 31 days');
+    }
+    const size = b.size === undefined ? 100 : Number(b.size);
+    if (!(size >= 1 && size <= 100)) throw new ApiError(301025, '审批开放接口参数错误: size must be 1–100');
     const cursor = Number(b.new_cursor) || 0;
     const filters = Array.isArray(b.filters) ? (b.filters as { key?: string; value?: string }[]) : [];
     const all = [...instances.values()]
@@ -389,19 +481,27 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
             : f.key === 'sp_status'
               ? String(i.spStatus) === f.value
               : f.key === 'creator'
-                ? i.applicant === f.value
+                ? i.applicants.includes(String(f.value))
                 : true
         )
       )
-      .sort((a, c) => a.applyTime - c.applyTime)
-      .map((i) => i.spNo);
-    const list = all.slice(cursor, cursor + size);
+      .sort((a, c) => a.applyTime - c.applyTime);
+    const page = all.slice(cursor, cursor + size).filter((i) => !i.applicants.every(outsideRange));
     const more = cursor + size < all.length;
     return {
-      body: { errcode: 0, errmsg: 'ok', sp_no_list: list, new_next_cursor: more ? String(cursor + size) : '' },
+      body: {
+        errcode: 0,
+        errmsg: 'ok',
+        sp_no_list: page.map((i) => i.spNo),
+        ...(more ? { new_next_cursor: String(cursor + size) } : {}),
+      },
     };
   }
 
+  /**
+   * message/send (90236): touser "u1|u2"; recipients outside the visible range in `invaliduser` and those without a
+   * licence in `unlicenseduser`, lower-cased ("返回包中的userid，不区分大小写，统一转为小写"); every one refused → 81013.
+   */
   function messageSend(ctx: SimCtx): SimReply {
     requireToken(ctx);
     const b = body(ctx);
@@ -412,8 +512,29 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
     if (!msgtype) throw new ApiError(40008, 'invalid message type');
     const content = b[msgtype];
     if (!content || typeof content !== 'object') throw new ApiError(41016, `missing ${msgtype}`);
-    // enable_duplicate_check: the same message within the interval is not sent again (reference §5.5).
+    const recipients = touser.split('|').filter(Boolean);
+    const invalid = recipients.filter(outsideRange);
+    const noLicence = recipients.filter((r) => !outsideRange(r) && unlicensed(r));
+    const reached = recipients.filter((r) => !invalid.includes(r) && !noLicence.includes(r));
+    if (reached.length === 0 && (app.allRefused ?? '81013') === '81013') {
+      throw new ApiError(81013, 'user & party & tag all invalid');
+    }
+    const refusals = {
+      invaliduser: invalid.map((u) => u.toLowerCase()).join('|'),
+      ...(noLicence.length ? { unlicenseduser: noLicence.map((u) => u.toLowerCase()).join('|') } : {}),
+    };
     const now = Date.now();
+    const record = (msgid: string) =>
+      messages.push({
+        msgid,
+        touser,
+        delivered_to: reached,
+        agentid: Number(b.agentid),
+        msgtype,
+        content,
+        create_time: new Date(now).toISOString(),
+      });
+    // enable_duplicate_check: the same message within the interval is not sent again (reference §5.5).
     if (Number(b.enable_duplicate_check) === 1) {
       const key = createHash('sha256')
         .update(JSON.stringify([touser, msgtype, content]))
@@ -421,30 +542,16 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
       const interval = (Number(b.duplicate_check_interval) || 1800) * 1000;
       const previous = dedupe.get(key);
       if (previous && now - previous.at < interval) {
-        return { body: { errcode: 0, errmsg: 'ok', invaliduser: '', msgid: previous.msgid } };
+        return { body: { errcode: 0, errmsg: 'ok', ...refusals, msgid: previous.msgid } };
       }
       const msgid = randomBytes(24).toString('base64url');
       dedupe.set(key, { msgid, at: now });
-      messages.push({
-        msgid,
-        touser,
-        agentid: Number(b.agentid),
-        msgtype,
-        content,
-        create_time: new Date(now).toISOString(),
-      });
-      return { body: { errcode: 0, errmsg: 'ok', invaliduser: '', msgid } };
+      if (reached.length) record(msgid);
+      return { body: { errcode: 0, errmsg: 'ok', ...refusals, msgid } };
     }
     const msgid = randomBytes(24).toString('base64url');
-    messages.push({
-      msgid,
-      touser,
-      agentid: Number(b.agentid),
-      msgtype,
-      content,
-      create_time: new Date(now).toISOString(),
-    });
-    return { body: { errcode: 0, errmsg: 'ok', invaliduser: '', msgid } };
+    if (reached.length) record(msgid);
+    return { body: { errcode: 0, errmsg: 'ok', ...refusals, msgid } };
   }
 
   // ---- /_sim ----
@@ -454,56 +561,75 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
     messages.length = 0;
     dedupe.clear();
     queue.reset();
+    frequency.clear();
     faults = {};
+    app = {};
   }
 
   function revokeTokens(): void {
     tokens.clear();
   }
 
-  const router = new SimRouter()
-    .add('GET', '/cgi-bin/gettoken', getToken)
-    .add('POST', '/cgi-bin/oa/getapprovaldetail', approvalDetail)
-    .add('POST', '/cgi-bin/oa/getapprovalinfo', approvalInfo)
-    .add('POST', '/cgi-bin/message/send', messageSend)
-    .add('POST', '/_sim/approval/instances', (ctx) => ({
-      body: createInstance((ctx.body ?? {}) as unknown as CreateWeComInstanceInput),
-    }))
-    .add('GET', '/_sim/approval/instances', () => ({ body: [...instances.values()] }))
-    .add('POST', '/_sim/approval/instances/:sp_no/status', (ctx) => {
-      setStatus(ctx.params.sp_no!, ctx.body?.status as string, { deliver: ctx.body?.deliver as boolean | undefined });
-      return { body: { sp_no: ctx.params.sp_no, status: ctx.body?.status } };
-    })
-    .add('POST', '/_sim/events', (ctx) => {
-      const xml = str(ctx.body?.xml);
-      if (!xml) throw new SimInputError('xml (a decrypted WeCom message) is required');
-      deliverXml(xml);
-      return { body: { queued: true } };
-    })
-    .add('POST', '/_sim/url-verification', async () => ({ body: await verifyUrl() }))
-    .add('GET', '/_sim/messages', () => ({ body: messages }))
-    .add('GET', '/_sim/comments', () => ({ body: [] }))
-    .add('GET', '/_sim/deliveries', () => ({ body: queue.deliveries }))
-    .add('POST', '/_sim/faults', (ctx) => {
-      faults = parseFaults(ctx.body ?? {});
-      return { body: faults };
-    })
-    .add('DELETE', '/_sim/faults', () => {
-      faults = {};
-      return { body: faults };
-    })
-    .add('POST', '/_sim/tokens/revoke', () => {
-      revokeTokens();
-      return { body: { revoked: true } };
-    })
-    .add('POST', '/_sim/reset', () => {
-      reset();
-      return { body: { reset: true } };
-    });
+  function setFaults(next: WeComSimFaults | Record<string, unknown>): WeComSimFaults {
+    const b = next as Record<string, unknown>;
+    const parsed: WeComSimFaults = parseFaults(b, { numericCodes: true });
+    const f = b.frequency as WeComSimFaults['frequency'];
+    if (f !== undefined) {
+      if (typeof f !== 'object' || f === null) throw new SimInputError('frequency must be {perMinute?, perHour?}');
+      parsed.frequency = {
+        ...(f.perMinute !== undefined ? { perMinute: Number(f.perMinute) } : {}),
+        ...(f.perHour !== undefined ? { perHour: Number(f.perHour) } : {}),
+      };
+    }
+    faults = parsed;
+    frequency.clear();
+    return parsed;
+  }
+
+  function setApp(next: WeComSimApp): void {
+    app = { ...next };
+  }
+
+  const router = addControlRoutes(
+    new SimRouter()
+      .add('GET', '/cgi-bin/gettoken', getToken)
+      .add('POST', '/cgi-bin/oa/getapprovaldetail', approvalDetail)
+      .add('POST', '/cgi-bin/oa/getapprovalinfo', approvalInfo)
+      .add('POST', '/cgi-bin/message/send', messageSend)
+      .add('POST', '/_sim/url-verification', async () => ({ body: await verifyUrl() }))
+      .add('POST', '/_sim/app', (ctx) => {
+        setApp((ctx.body ?? {}) as WeComSimApp);
+        return { body: app };
+      }),
+    {
+      createInstance: (b) => createInstance(b as unknown as CreateWeComInstanceInput),
+      setStatus: (spNo, status, opts) => {
+        setStatus(spNo, status as string, opts);
+        return { sp_no: spNo, status };
+      },
+      deliverEvent: (b) => {
+        const xml = str(b.xml);
+        if (!xml) throw new SimInputError('xml (a decrypted WeCom message) is required');
+        deliverXml(xml);
+        return { queued: true };
+      },
+      instances: () => [...instances.values()],
+      messages: () => messages,
+      comments: () => [],
+      deliveries: () => queue.deliveries,
+      setFaults,
+      clearFaults: () => void setFaults({}),
+      revokeTokens,
+      reset,
+    }
+  );
 
   async function applyFaults(method: string, path: string): Promise<void> {
     if (faults.latencyMs) await sleep(faults.latencyMs);
     if (faults.rateLimit && rate.exceeded(faults.rateLimit.perSecond)) {
+      throw new ApiError(45009, 'api freq out of limit');
+    }
+    if (faults.frequency && frequency.blocked(path, faults.frequency)) {
       throw new ApiError(45009, 'api freq out of limit');
     }
     const fail = takeFailPath(faults, method, path);
@@ -511,40 +637,12 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
     if (faults.errorRate && Math.random() < faults.errorRate) throw new ApiError(-1, 'system busy');
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://sim');
-    const method = req.method ?? 'GET';
-    const isSim = url.pathname.startsWith('/_sim/');
-    try {
-      const raw = await readBody(req);
-      const found = router.match(method, url.pathname);
-      if (!isSim) await applyFaults(method, url.pathname);
-      if (found === undefined || found === 'method') {
-        if (!isSim) {
-          sendJson(res, 404, { errcode: 404, errmsg: 'not found' });
-          return;
-        }
-        sendJson(res, found === 'method' ? 405 : 404, { error: `no route ${method} ${url.pathname}` });
-        return;
-      }
-      const parsed = parseJsonObject(raw);
-      if (parsed === undefined && isSim) throw new SimInputError('body must be a JSON object');
-      const reply = await found.handler({
-        method,
-        path: url.pathname,
-        query: url.searchParams,
-        params: found.params,
-        headers: req.headers,
-        raw,
-        body: parsed,
-      });
-      sendJson(res, reply.status ?? 200, reply.body, reply.headers);
-    } catch (err) {
-      if (err instanceof ApiError) sendJson(res, 200, { errcode: err.errcode, errmsg: err.message });
-      else if (err instanceof SimInputError) sendJson(res, 400, { error: err.message });
-      else sendJson(res, 500, { errcode: -1, errmsg: `simulator error: ${(err as Error).message}` });
-    }
-  }
+  const handle = simHandler({
+    router,
+    beforeApi: ({ method, path }) => applyFaults(method, path),
+    notFound: () => ({ status: 404, body: { errcode: 404, errmsg: 'not found' } }),
+    apiError: (err) => (err instanceof ApiError ? { body: { errcode: err.errcode, errmsg: err.message } } : undefined),
+  });
 
   const http = await listen(handle, options.port ?? 0, host);
 
@@ -567,12 +665,12 @@ export async function startWeComSimulator(options: WeComSimulatorOptions): Promi
     setWebhookUrl: (u) => {
       webhookUrl = u;
     },
-    setFaults: (f) => {
-      faults = parseFaults(f as Record<string, unknown>);
+    setRetryOn: (r) => {
+      retryOn = r;
     },
-    clearFaults: () => {
-      faults = {};
-    },
+    setApp,
+    setFaults: (f) => void setFaults(f),
+    clearFaults: () => void setFaults({}),
     revokeTokens,
     reset,
     messages: () => [...messages],

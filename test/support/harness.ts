@@ -86,7 +86,15 @@ export async function startTestStack(
     config,
     { temporal: true, simulators: true, worker: opts.worker ?? true, ingress: true },
     logger,
-    { temporalPort: 0, temporalUiPort: null, redeliveryScale: 0.002 }
+    {
+      temporalPort: 0,
+      temporalUiPort: null,
+      redeliveryScale: 0.002,
+      // FEISHU_EVENT_MODE=ws: ping every second and reconnect at once (Feishu hands out 90 s / 25 s).
+      feishuLongConnection: {
+        clientConfig: { PingInterval: 1, ReconnectCount: -1, ReconnectInterval: 1, ReconnectNonce: 0 },
+      },
+    }
   );
   env.TEMPORAL_ADDRESS = stack.temporalAddress;
   const children: ChildProcess[] = [];

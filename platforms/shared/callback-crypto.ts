@@ -9,7 +9,7 @@ import { IntegrationError } from '../../domain/errors';
  * - signature = hex(sha1(sort([token, timestamp, nonce, encrypt]).join(''))).
  * The receiver id is DingTalk's owner key (AppKey for console subscriptions, CorpId for `register_call_back`,
  * SuiteKey for ISV apps) and WeCom's receiveid (the CorpID). This is the reading side the ingress uses; the
- * simulators encrypt with their own, independent code (simulators/dingtalk/callback-signer.ts).
+ * simulators encrypt with their own, independent code (simulators/shared/callback-signer.ts).
  */
 
 export type CallbackCryptoFailure =

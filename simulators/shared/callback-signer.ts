@@ -3,7 +3,7 @@ import { createCipheriv, createDecipheriv, createHash, randomInt } from 'node:cr
 /**
  * Writing side of the DingTalk / WeCom callback crypto, for the simulators and tests: encrypts and signs what the
  * platforms POST, and reads the encrypted "success" DingTalk expects back. Written separately from
- * platforms/dingtalk/callback-crypto.ts (the ingress's reading side) so that a bug in one is caught by the other; both
+ * platforms/shared/callback-crypto.ts (the ingress's reading side) so that a bug in one is caught by the other; both
  * are checked against the official vectors (reference dingtalk-wecom.md §6).
  *
  * Layout (reference §1.3, §5.2): AES-256-CBC(key = b64(aesKey + "="), iv = key[:16]) over
