@@ -244,7 +244,7 @@ export async function startStack(
         stops.push(() => receiver.stop());
         readiness.push(receiver.readiness);
       }
-      const { app } = createIngress({
+      const { app, processor } = createIngress({
         config,
         client: stack.client,
         logger,
@@ -254,6 +254,8 @@ export async function startStack(
         forwarding: config.forwarding,
         inbounds,
       });
+      // Stops run last-first: the HTTP server closes, then in-flight Temporal calls settle, then the connection.
+      stops.push(() => processor.idle());
       const server = http.createServer(app.callback());
       server.keepAliveTimeout = 5000;
       await new Promise<void>((resolve, reject) => {

@@ -105,6 +105,8 @@ export function startOptionsFor(
 export class EventProcessor {
   /** Recently accepted event ids: a cheap first line of dedupe (the workflow id is the real one). */
   private readonly seen = new Map<string, EventResult>();
+  /** Temporal calls still running, including those whose budget ran out (the client retries until the deadline). */
+  private readonly running = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: EventProcessorDeps) {}
 
@@ -208,6 +210,15 @@ export class EventProcessor {
     return { outcome: ids.length ? 'signalled' : 'no-live-grant', workflowIds: ids };
   }
 
+  /**
+   * Resolves once no Temporal call of this processor is running any more. A call whose budget ran out goes on
+   * retrying inside the client until its deadline (a retry timer can fire up to ~6 s later), so close the
+   * connection only after this, or that timer throws "Channel has been shut down".
+   */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+
   /** Run Temporal calls under a hard deadline; any transport failure or time-out becomes a 503. */
   private async withBudget<T>(budgetMs: number, fn: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + budgetMs;
@@ -215,8 +226,14 @@ export class EventProcessor {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new TemporalUnavailableError(`no answer within ${budgetMs} ms`)), budgetMs);
     });
+    const call = this.deps.client.connection.withDeadline(deadline, fn);
+    this.running.add(call);
+    void call.then(
+      () => this.running.delete(call),
+      () => this.running.delete(call)
+    );
     try {
-      return await Promise.race([this.deps.client.connection.withDeadline(deadline, fn), timeout]);
+      return await Promise.race([call, timeout]);
     } catch (err) {
       if (err instanceof TemporalUnavailableError) throw err;
       if (isTransportError(err)) throw new TemporalUnavailableError((err as Error).message.split('\n')[0]!);

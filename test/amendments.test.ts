@@ -137,3 +137,71 @@ describe('Feishu revoke and modify instances (real Temporal dev server)', () => 
     assert.deepEqual(await liveGrants(), []);
   });
 });
+
+/**
+ * DingTalk's attached instances on the real dev server: modifying or revoking an approved instance creates a new
+ * instance (`bizAction` MODIFY / REVOKE) attached to the original, which stays COMPLETED/agree. Handled as Feishu's:
+ * the original's grant is revoked or moved, and the attached instance never grants — whether the API names the
+ * original (`mainProcessInstanceId`) or only the original lists it (`attachedProcessInstanceIds`).
+ */
+describe('DingTalk attached instances (real Temporal dev server)', () => {
+  let t: TestStack;
+  before(async () => {
+    t = await startTestStack();
+  });
+  after(async () => {
+    await t?.close();
+  });
+  const PROCESS_CODE = 'PROC-WIFI-ACCESS-SANDBOX'; // config/routes.sandbox.yaml
+  const form = (macs: string) => [
+    { id: 'TextField-reason', name: '申请事由', componentType: 'TextField', value: 'integration test' },
+    { id: 'TextareaField-macs', name: 'MAC地址', componentType: 'TextareaField', value: macs },
+  ];
+  const create = (macs: string, extra: { biz_action?: 'MODIFY' | 'REVOKE'; main_process_instance_id?: string } = {}) =>
+    t.dingtalkSim!.createInstance({
+      process_code: PROCESS_CODE,
+      originator_user_id: 'ding-amend-1',
+      form: form(macs),
+      ...extra,
+    }).process_instance_id;
+  const handle = (id: string) => t.client.workflow.getHandle(workflowIdFor('dingtalk', id));
+  const result = async (id: string) => {
+    await until(`the run of ${id}`, () =>
+      handle(id)
+        .describe()
+        .then(
+          () => true,
+          () => undefined
+        )
+    );
+    return (await handle(id).result()) as NacWhitelistResult;
+  };
+  const endpoint = (mac: string) => t.nacSim!.store.byMac(normalizeMac(mac)!);
+
+  for (const mainIdInDetail of [true, false]) {
+    const how = mainIdInDetail ? 'named by mainProcessInstanceId' : 'found through the attached list';
+    it(`a MODIFY attached instance moves the original grant (original ${how})`, async () => {
+      t.dingtalkSim!.setMainIdInDetail(mainIdInDetail);
+      const [a, b] = mainIdInDetail
+        ? ['00:1B:44:AB:01:01', '00:1B:44:AB:01:02']
+        : ['00:1B:44:AB:02:01', '00:1B:44:AB:02:02'];
+      const main = create(a);
+      await t.waitForPhase(workflowIdFor('dingtalk', main), ['active']);
+      const modify = create(b, { biz_action: 'MODIFY', main_process_instance_id: main });
+      assert.equal((await result(modify)).outcome, 'applied-to-original');
+      const s = await until('the change applied', async () => {
+        const st = await handle(main).query<GrantStatus>('status');
+        return st.phase === 'active' && st.macs.find((m) => m.mac === b)?.state === 'granted' ? st : undefined;
+      });
+      assert.equal(s.macs.find((m) => m.mac === a)?.state, 'removed');
+      assert.ok(endpoint(b) && !endpoint(a));
+
+      const revoke = create(b, { biz_action: 'REVOKE', main_process_instance_id: main });
+      assert.equal((await result(revoke)).outcome, 'applied-to-original');
+      assert.equal((await result(main)).outcome, 'revoked');
+      assert.equal(endpoint(b), undefined);
+      // The original now reads back as withdrawn (its REVOKE attachment was approved), never approved again.
+      assert.equal((await t.platforms!.dingtalk!.getInstance(main)).status, 'REVERTED');
+    });
+  }
+});

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { DingTalkConfig } from '../../config/config';
 import { classifyHttpStatus, IntegrationError, parseRetryAfter } from '../../domain/errors';
-import type { ApprovalInstance, ApprovalStatus, RequesterMessage } from '../../domain/types';
+import type { Amendment, ApprovalInstance, ApprovalStatus, RequesterMessage } from '../../domain/types';
 import type { ApprovalPlatform, ReconcileWindow } from '../platform';
 import {
   asRecord,
@@ -346,6 +346,10 @@ export function createDingTalkPlatform(config: DingTalkConfig, opts: DingTalkPla
   }
 
   /** Which routed processCode this instance belongs to (by listing around its creation minute), or ''. */
+  /** How far back an attached instance's original is looked for when the API does not name it (I: 31 days). */
+  const ATTACHED_SEARCH_MS = 31 * 86_400_000;
+  const ATTACHED_SEARCH_MAX = 200;
+
   async function processCodeOf(instanceId: string, createdMs: number | undefined): Promise<string> {
     if (createdMs === undefined) return '';
     // createTime has minute precision: look one minute either side of it.
@@ -369,18 +373,67 @@ export function createDingTalkPlatform(config: DingTalkConfig, opts: DingTalkPla
     const requesterId = typeof r.originatorUserId === 'string' ? r.originatorUserId : '';
     if (!requesterId) throw invalid(`dingtalk instance ${instanceId}: no originatorUserId`);
     const startTime = parseDingTalkTime(r.createTime);
+    const approvalCode = await processCodeOf(instanceId, startTime);
+    const amends = await amendmentOf(instanceId, r, approvalCode, startTime);
     return {
       platform: 'dingtalk',
       instanceId,
-      approvalCode: await processCodeOf(instanceId, startTime),
+      approvalCode,
       approvalName: typeof r.title === 'string' && r.title ? r.title : undefined,
-      status,
+      // An approved instance that an approved REVOKE attached instance has withdrawn is no longer approved.
+      status: status === 'APPROVED' && !amends && (await revokedByAttached(r)) ? 'REVERTED' : status,
       requesterId,
       requesterUserId: requesterId,
       form: mapDingTalkForm(r.formComponentValues),
       startTime,
       endTime: parseDingTalkTime(r.finishTime),
+      ...(amends ? { amends } : {}),
     };
+  }
+
+  /**
+   * Attached instances (workflow_1_0 GetProcessInstance, aliyun/dingtalk-sdk model comments): "当已经通过的审批实例
+   * 被修改或撤销，会生成一个新的实例，作为原有审批实例的附属" — a modified or revoked approved instance gets a new
+   * attached instance with `bizAction` MODIFY or REVOKE, listed in the original's `attachedProcessInstanceIds`; the
+   * original stays COMPLETED/agree. Newer models name the original in `mainProcessInstanceId`; without it the
+   * original is found among the template's instances started up to ATTACHED_SEARCH_MS before, by its attached list.
+   */
+  async function amendmentOf(
+    instanceId: string,
+    r: Record<string, unknown>,
+    processCode: string,
+    startTime: number | undefined
+  ): Promise<Amendment | undefined> {
+    const kind = r.bizAction === 'MODIFY' ? 'modify' : r.bizAction === 'REVOKE' ? 'revoke' : undefined;
+    if (!kind) return undefined;
+    const named = typeof r.mainProcessInstanceId === 'string' && r.mainProcessInstanceId ? r.mainProcessInstanceId : '';
+    if (named) return { kind, instanceId: named };
+    if (processCode && startTime !== undefined) {
+      const candidates = await listIds(
+        'findMainInstance',
+        processCode,
+        startTime - ATTACHED_SEARCH_MS,
+        startTime + 60_000
+      );
+      for (const id of candidates.slice(-ATTACHED_SEARCH_MAX).reverse()) {
+        if (id === instanceId) continue;
+        const attached = (await rawInstance(id)).attachedProcessInstanceIds;
+        if (Array.isArray(attached) && attached.includes(instanceId)) return { kind, instanceId: id };
+      }
+    }
+    // Never treat a change as a request of its own: without its original it cannot be applied, and must not grant.
+    throw invalid(`dingtalk instance ${instanceId} is a ${r.bizAction} of an earlier approval that could not be found`);
+  }
+
+  /** "依次遍历它的附属列表" (walk its attached list in turn): an approved REVOKE among them withdrew this approval. */
+  async function revokedByAttached(r: Record<string, unknown>): Promise<boolean> {
+    const attached = Array.isArray(r.attachedProcessInstanceIds) ? (r.attachedProcessInstanceIds as unknown[]) : [];
+    for (const id of attached) {
+      if (typeof id !== 'string' || !id) continue;
+      const a = await rawInstance(id);
+      if (a.bizAction === 'REVOKE' && dingtalkStatus(a.status, a.result) === 'APPROVED') return true;
+    }
+    return false;
   }
 
   async function notifyRequester(requesterId: string, message: RequesterMessage): Promise<{ messageId: string }> {

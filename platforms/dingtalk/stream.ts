@@ -262,6 +262,8 @@ export async function startDingTalkStream(
       clearTimeout(timer);
       ws.disconnect();
       await Promise.allSettled([...retiring]);
+      // The Temporal connection closes after this: no call of ours may still be retrying inside it.
+      await processor.idle();
     },
   };
 }

@@ -136,7 +136,15 @@ export async function startFeishuLongConnection(
     ...timingFor(config),
     logger,
   });
-  return startLongConnection({ feishu: config.feishu, processor, logger, options });
+  const receiver = await startLongConnection({ feishu: config.feishu, processor, logger, options });
+  return {
+    ...receiver,
+    // Temporal calls that ran out of budget settle before the stack closes the client's connection.
+    stop: async () => {
+      await receiver.stop();
+      await processor.idle();
+    },
+  };
 }
 
 /** The receiver with its processor passed in (tests drive it without Temporal). */

@@ -72,6 +72,12 @@ export interface DingTalkSimulatorOptions {
   /** Stream mode: SYSTEM `ping` every this many ms (I: 3p saw keep-alive frames every 20–30 s); 0 = never. */
   pingIntervalMs?: number;
   tokenTtlSeconds?: number;
+  /**
+   * Whether an attached instance's detail names its original in `mainProcessInstanceId`: newer workflow_1_0 models
+   * carry the field, older ones only the original's `attachedProcessInstanceIds` (aliyun/dingtalk-sdk Java
+   * `GetProcessInstanceResponseBody`, versions with and without it). Default true.
+   */
+  mainIdInDetail?: boolean;
 }
 
 /** DingTalk-only faults on top of the shared ones (`/_sim/faults`). */
@@ -120,6 +126,12 @@ export interface CreateDingTalkInstanceInput {
   process_instance_id?: string;
   /** ms epoch; default now. */
   create_time?: number;
+  /**
+   * An attached instance of an approved one: MODIFY (修改) or REVOKE (撤销) ("当已经通过的审批实例被修改或撤销，会
+   * 生成一个新的实例，作为原有审批实例的附属", workflow_1_0 GetProcessInstance model comments).
+   */
+  biz_action?: 'MODIFY' | 'REVOKE';
+  main_process_instance_id?: string;
 }
 
 export interface DingTalkSimMessage {
@@ -152,6 +164,8 @@ export interface DingTalkSimulator {
   clearFaults(): void;
   /** HTTP push: how long DingTalk waits for the answer (1500, or 2500 for the current check_url doc). */
   setDeliveryTimeout(ms: number): void;
+  /** Whether attached instances name their original in `mainProcessInstanceId` (newer API) or not (older). */
+  setMainIdInDetail(on: boolean): void;
   revokeTokens(): void;
   reset(): void;
   messages(): DingTalkSimMessage[];
@@ -182,6 +196,9 @@ interface SimInstance {
   createTime: number;
   finishTime?: number;
   records: Record<string, unknown>[];
+  bizAction: 'NONE' | 'MODIFY' | 'REVOKE';
+  mainId?: string;
+  attached: string[];
 }
 
 /** A DingTalk API error: v1.0 answers `{code, message, requestid}` with an HTTP status; legacy HTTP 200 `{errcode}`. */
@@ -219,6 +236,7 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
   const corpId = options.corpId ?? 'dingsimcorp0000000001';
   const tokenTtlMs = (options.tokenTtlSeconds ?? 7200) * 1000;
   let deliveryTimeoutMs = options.deliveryTimeoutMs ?? 1500;
+  let mainIdInDetail = options.mainIdInDetail ?? true;
   const ackTimeoutMs = options.ackTimeoutMs ?? 5000;
   const disconnectGraceMs = options.disconnectGraceMs ?? 10_000;
   const eventMode = options.eventMode ?? 'http';
@@ -518,6 +536,12 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
     const id = str(input.process_instance_id) ?? `${randomAlnum(22)}${String(Date.now()).slice(-10)}`;
     if (instances.has(id)) throw new SimInputError(`instance ${id} exists`);
     const createTime = typeof input.create_time === 'number' ? input.create_time : Date.now();
+    const bizAction = input.biz_action === 'MODIFY' || input.biz_action === 'REVOKE' ? input.biz_action : 'NONE';
+    const mainId = str(input.main_process_instance_id);
+    const main = mainId ? instances.get(mainId) : undefined;
+    if (bizAction !== 'NONE' && (!main || main.status !== 'APPROVED')) {
+      throw new SimInputError('biz_action needs main_process_instance_id of an approved instance');
+    }
     const instance: SimInstance = {
       id,
       processCode,
@@ -530,7 +554,12 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
       records: [
         { userId: originator, date: v1Time(createTime), type: 'START_PROCESS_INSTANCE', result: 'NONE', remark: '' },
       ],
+      bizAction,
+      ...(main ? { mainId: main.id } : {}),
+      attached: [],
     };
+    // The original lists its attached instances, in order (same model comment: "依次遍历它的附属列表").
+    if (main) main.attached.push(id);
     if (instance.finishTime) {
       instance.records.push({
         userId: 'manager01',
@@ -643,10 +672,11 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
           status,
           result: i.status === 'APPROVED' ? 'agree' : i.status === 'REJECTED' ? 'refuse' : '',
           businessId: String(202600000000 + instances.size),
-          bizAction: 'NONE',
+          bizAction: i.bizAction,
+          ...(i.mainId && mainIdInDetail ? { mainProcessInstanceId: i.mainId } : {}),
           ccUserIds: [],
           approverUserIds: [],
-          attachedProcessInstanceIds: [],
+          attachedProcessInstanceIds: [...i.attached],
           formComponentValues: i.form,
           operationRecords: i.records,
           tasks: [],
@@ -952,6 +982,9 @@ export async function startDingTalkSimulator(options: DingTalkSimulatorOptions):
     clearFaults: () => void setFaults({}),
     setDeliveryTimeout: (ms) => {
       deliveryTimeoutMs = ms;
+    },
+    setMainIdInDetail: (on) => {
+      mainIdInDetail = on;
     },
     revokeTokens,
     reset,
