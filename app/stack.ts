@@ -24,8 +24,11 @@ import {
 } from '../simulators/feishu/server';
 import { startNacSimulator, type NacSimulator } from '../simulators/nac/server';
 import { allTagAttributeNames } from '../nac/tag';
-import { ensureSearchAttributes, startDevServer, assertPortFree, type DevServer } from '../temporal/dev-server';
-import { createWorkers, installRuntimeLogger } from '../worker/worker';
+import { checkSearchAttributes, startDevServer, assertPortFree, type DevServer } from '../temporal/dev-server';
+import { activityCancellation, createWorkers, installRuntimeLogger, type Workers } from '../worker/worker';
+import { startWorkerHttp } from '../worker/http';
+import { createWorkerMetrics } from '../worker/metrics';
+import { WorkerReadiness, type BackoffOptions } from '../worker/readiness';
 import { ensureReconcileSchedule, RECONCILE_SCHEDULE_ID } from '../reconcile/schedule';
 import type { Logger } from './logger';
 import { parseDurationMs } from '../domain/duration';
@@ -46,6 +49,8 @@ export interface Stack {
   temporalAddress: string;
   temporalUiUrl?: string;
   ingressUrl?: string;
+  /** The worker's HTTP endpoint (WORKER_HTTP_PORT): /healthz, /readyz, /metrics. */
+  workerUrl?: string;
   client?: Client;
   feishuSim?: FeishuSimulator;
   nacSim?: NacSimulator;
@@ -70,6 +75,8 @@ export interface StackOptions {
   feishuLongConnection?: FeishuSimulatorOptions['longConnection'];
   budgetMs?: number;
   say?: (line: string) => void;
+  /** How the worker's failed start-up checks are retried (tests: shorter). */
+  workerCheckBackoff?: BackoffOptions;
 }
 
 export async function startStack(
@@ -177,29 +184,81 @@ export async function startStack(
     const readiness: ReadinessCheck[] = [];
 
     if (parts.worker) {
-      installRuntimeLogger(logger);
+      installRuntimeLogger(logger, { metricsAddress: config.worker.temporalMetricsAddress });
+      const metrics = createWorkerMetrics({
+        onCountError: (err) => logger.warn({ err }, 'live-grant count (approval_plus_grants_active) failed'),
+      });
+      const workerReadiness = new WorkerReadiness(logger, opts.workerCheckBackoff, (r) =>
+        metrics.setReadiness(r.ready, r.checks)
+      );
+      // Up before anything that can wait on a peer: /healthz answers while the process lives, /readyz says why not.
+      if (config.worker.httpPort) {
+        const workerHttp = await startWorkerHttp({
+          port: config.worker.httpPort,
+          host: config.host,
+          registry: metrics.registry,
+          readiness: () => workerReadiness.report(),
+        });
+        stops.push(() => workerHttp.close());
+        stack.workerUrl = workerHttp.url;
+      }
       const nativeConnection = await NativeConnection.connect(connectOpts);
       stops.push(() => nativeConnection.close());
-      if (config.temporal.address) await ensureSearchAttributesVia(connectOpts, config.temporal.namespace);
+      // Configuration errors (a missing credential, an unreadable CA file) are thrown here and stay fatal.
       const platforms = createPlatforms(config, { logger });
       stack.platform = platforms.feishu;
       stack.platforms = platforms;
-      stack.nac = createNacAdapter(config.nac);
-      for (const warning of await stack.nac.verify()) logger.warn({ nac: config.nac.driver }, warning);
-      // Every routed Feishu approval code needs its event subscription, forwarded ones too ("*" cannot be subscribed).
-      const feishuCodes = [...config.routes, ...config.forwarding.routes]
-        .filter((r) => r.platform === 'feishu' && r.approvalCode !== ANY_APPROVAL_CODE)
-        .map((r) => r.approvalCode);
-      await platforms.feishu.subscribeApprovals([...new Set(feishuCodes)]);
-      // A configured field the routed form lacks would only show as "form fields missing" on the first approval.
-      for (const problem of await platforms.feishu.checkRoutedForms(
-        config.routes.filter((r) => r.platform === 'feishu')
-      ))
-        logger.warn({ platform: 'feishu' }, problem);
+      stack.nac = createNacAdapter(config.nac, { observer: metrics.nacObserver, cancellation: activityCancellation });
       // Reconcile activities start workflows and read histories: they need a client connection of their own.
       const activityConnection = await Connection.connect(connectOpts);
       stops.push(() => activityConnection.close());
       const activityClient = new Client({ connection: activityConnection, namespace: config.temporal.namespace });
+
+      // Start-up checks run beside the workers, retried until they pass: an outage of the NAC or Feishu at start must
+      // not stop reminders, messages and forwards (NAC activities retry through Temporal meanwhile). field notes #12.
+      const nac = stack.nac;
+      workerReadiness.startCheck({ name: 'nac', run: () => nac.verify() });
+      // Every routed Feishu approval code needs its event subscription, forwarded ones too ("*" cannot be subscribed).
+      const feishuCodes = [...config.routes, ...config.forwarding.routes]
+        .filter((r) => r.platform === 'feishu' && r.approvalCode !== ANY_APPROVAL_CODE)
+        .map((r) => r.approvalCode);
+      workerReadiness.startCheck({
+        name: 'feishu-subscriptions',
+        run: () => platforms.feishu.subscribeApprovals([...new Set(feishuCodes)]),
+      });
+      // A configured field the routed form lacks would only show as "form fields missing" on the first approval.
+      workerReadiness.startCheck({
+        name: 'feishu-forms',
+        run: () => platforms.feishu.checkRoutedForms(config.routes.filter((r) => r.platform === 'feishu')),
+      });
+      // On a cluster of its own the deployment registers the search attributes (compose's namespace job, tcld on
+      // Temporal Cloud); workers only check (field notes #4). The embedded dev server registers them in its flags.
+      if (config.temporal.address) {
+        workerReadiness.startCheck({
+          name: 'search-attributes',
+          run: () => checkSearchAttributes(activityConnection, config.temporal.namespace),
+        });
+      }
+      workerReadiness.addLiveCheck({
+        name: 'temporal',
+        check: () => namespaceAnswers(activityConnection, config.temporal.namespace),
+      });
+      // Filled in once the workers are created (bundling the workflows can take seconds): "starting" until then.
+      const created: { workers?: Workers } = {};
+      workerReadiness.addLiveCheck({
+        name: 'workers',
+        check: async () => (created.workers ? created.workers.notRunning() : 'starting'),
+      });
+      // Live grants for the gauge: running workflows whose GrantPhase search attribute is "active".
+      metrics.setGrantCounter(async () => {
+        const res = await activityConnection.withDeadline(Date.now() + 2000, () =>
+          activityConnection.workflowService.countWorkflowExecutions({
+            namespace: config.temporal.namespace,
+            query: `ExecutionStatus = 'Running' AND GrantPhase = 'active'`,
+          })
+        );
+        return Number(res.count ?? 0);
+      });
       const workers = await createWorkers({
         connection: nativeConnection,
         namespace: config.temporal.namespace,
@@ -210,6 +269,7 @@ export async function startStack(
         workflowBundlePath: process.env.WORKFLOW_BUNDLE || undefined,
         forwardSubscribers: allSubscribers(config.forwarding.routes),
         timeZone: config.timeZone,
+        shutdownGraceMs: config.worker.shutdownGraceMs,
         amendments: { client: activityClient, routes: config.routes, platforms, timing: timingFor(config) },
         reconcile: {
           client: activityClient,
@@ -220,13 +280,17 @@ export async function startStack(
           approvalMaxAgeMs: parseDurationMs(config.reconcile.approvalMaxAge),
         },
       });
+      created.workers = workers;
       const schedule = await ensureReconcileSchedule(activityClient, config);
       logger.info(
         { schedule: RECONCILE_SCHEDULE_ID, every: config.reconcile.interval },
         `reconcile schedule ${schedule}`
       );
       const running = workers.run();
+      // SIGTERM (cli/run-stack.ts) runs the stops last-first: the ingress closes, then this drains the workers —
+      // running activities get WORKER_SHUTDOWN_GRACE to finish — and only then are the connections closed.
       stops.push(async () => {
+        workerReadiness.stop();
         workers.shutdown();
         await running;
       });
@@ -279,11 +343,12 @@ export async function startStack(
   }
 }
 
-async function ensureSearchAttributesVia(connectOpts: Parameters<typeof Connection.connect>[0], namespace: string) {
-  const connection = await Connection.connect(connectOpts);
+/** undefined when the frontend answers for the namespace within 2 s, else why not (one line). */
+async function namespaceAnswers(connection: Connection, namespace: string): Promise<string | undefined> {
   try {
-    await ensureSearchAttributes(connection, namespace);
-  } finally {
-    await connection.close();
+    await connection.withDeadline(Date.now() + 2000, () => connection.workflowService.describeNamespace({ namespace }));
+    return undefined;
+  } catch (err) {
+    return `Temporal unreachable: ${(err as Error).message.split('\n')[0]}`;
   }
 }

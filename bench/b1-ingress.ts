@@ -64,7 +64,8 @@ export async function runB1(ctx: BenchContext): Promise<BenchReport> {
   const closedMax = quick ? 200 : 4000;
   const withWorker = ctx.args['with-worker'] === true;
 
-  const topo = new Topology({ name: 'b1', workers: withWorker ? undefined : 0, say: ctx.say });
+  const journal = Topology.journalArg(ctx.args);
+  const topo = new Topology({ name: 'b1', workers: withWorker ? undefined : 0, journal, say: ctx.say });
   let bare: { child: ChildProcess; url: string } | undefined;
   const rows: StepRow[] = [];
   try {
@@ -149,6 +150,13 @@ export async function runB1(ctx: BenchContext): Promise<BenchReport> {
     await ingress.close();
     await bareTarget.close();
 
+    // The ceiling of "new": raw workflow starts straight from @temporalio/client, as many in flight as the closed
+    // loops, on a task queue nobody polls — what the dev server itself takes, with no ingress in front.
+    const raw = await rawStarts(topo, { concurrency: closedConcurrency, durationMs: stepMs });
+    ctx.say(
+      `  raw starts c=${closedConcurrency}: ${r(raw.perSec)} starts/s, p50 ${r(raw.p50, 2)} ms, p99 ${r(raw.p99, 2)} ms`
+    );
+
     const started = rows.filter((x) => x.kind === 'new').reduce((a, x) => a + (x.outcomes.started ?? 0), 0);
     // Visibility is eventually consistent: wait (bounded) until it shows every started workflow.
     let workflows = 0;
@@ -175,6 +183,8 @@ export async function runB1(ctx: BenchContext): Promise<BenchReport> {
         new: maxOf('new').throughput,
       },
       ratioToBare: { unrouted: ratio('unrouted'), duplicate: ratio('duplicate'), new: ratio('new') },
+      rawStartsPerSec: r(raw.perSec),
+      newToRawStarts: r(maxOf('new').throughput / raw.perSec, 3),
       workflowsStartedByNewEvents: started,
       workflowsOfRun: workflows,
       expectedWorkflows: started + dupInstances.length,
@@ -204,6 +214,14 @@ export async function runB1(ctx: BenchContext): Promise<BenchReport> {
       ['duplicate', summary.maxThroughput.duplicate, summary.ratioToBare.duplicate],
       ['new approval', summary.maxThroughput.new, summary.ratioToBare.new],
     ]);
+    const rawTable = table([
+      ['Temporal alone', 'starts/s', 'new approvals ÷ raw starts'],
+      [
+        `raw workflow starts, c=${closedConcurrency} (${journal} journal)`,
+        summary.rawStartsPerSec,
+        summary.newToRawStarts,
+      ],
+    ]);
     return {
       topology: topo.info(),
       params: {
@@ -212,6 +230,7 @@ export async function runB1(ctx: BenchContext): Promise<BenchReport> {
         newRates,
         closedConcurrency,
         withWorker,
+        journal,
         eventKinds: {
           unrouted: 'APPROVED event for an unrouted approval code: verified, decrypted, acknowledged, no Temporal call',
           duplicate:
@@ -219,8 +238,8 @@ export async function runB1(ctx: BenchContext): Promise<BenchReport> {
           new: 'APPROVED event for a new instance: StartWorkflowExecution creates the workflow',
         },
       },
-      results: { steps: rows, summary, memory: mem },
-      table: `${table([header, ...lines])}\n\n${ratioTable}\n\nworkflows of the run: ${workflows} (expected ${summary.expectedWorkflows}); ingress VmHWM ${mem.ingress.map((m) => r((m.hwmBytes ?? 0) / 1048576)).join(', ')} MiB`,
+      results: { steps: rows, summary, rawStarts: raw, memory: mem },
+      table: `${table([header, ...lines])}\n\n${ratioTable}\n\n${rawTable}\n\nworkflows of the run: ${workflows} (expected ${summary.expectedWorkflows}); ingress VmHWM ${mem.ingress.map((m) => r((m.hwmBytes ?? 0) / 1048576)).join(', ')} MiB`,
       notes: [
         'latency is measured from the moment each request was due (open loop), so queueing shows; load generator, ingress, Temporal and the bare Koa process share the same cores',
         withWorker ? 'a worker was running' : 'no worker was running: started workflows waited in their task queue',
@@ -233,4 +252,32 @@ export async function runB1(ctx: BenchContext): Promise<BenchReport> {
     }
     await topo.close();
   }
+}
+
+/** Closed loop of raw `workflow.start` calls for `durationMs`; each start its own workflow id, on an unpolled queue. */
+async function rawStarts(
+  topo: Topology,
+  opts: { concurrency: number; durationMs: number }
+): Promise<{ started: number; perSec: number; p50: number; p99: number }> {
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  const end = t0 + opts.durationMs;
+  let next = 0;
+  const lane = async () => {
+    while (performance.now() < end) {
+      const i = next++;
+      const s = performance.now();
+      await topo.client.workflow.start('nacWhitelistWorkflow', {
+        workflowId: `b1-raw-start-${process.pid}-${i}`,
+        taskQueue: 'b1-raw-starts-unpolled',
+        args: [],
+      });
+      latencies.push(performance.now() - s);
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, lane));
+  const elapsedSec = (performance.now() - t0) / 1000;
+  const sorted = latencies.sort((a, b) => a - b);
+  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+  return { started: sorted.length, perSec: sorted.length / elapsedSec, p50: q(0.5), p99: q(0.99) };
 }

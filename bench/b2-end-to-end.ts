@@ -18,6 +18,7 @@ export async function runB2(ctx: BenchContext): Promise<BenchReport> {
   const topo = new Topology({
     name: 'b2',
     childEnv: { NAC_MAX_RPS: String(ctx.args['nac-rps'] ?? 200) },
+    journal: Topology.journalArg(ctx.args),
     say: ctx.say,
   });
   try {

@@ -14,7 +14,7 @@ interface Parts {
 /** Run (part of) the system in the foreground until SIGINT/SIGTERM, then stop everything it started. */
 export async function runStack(parts: Parts): Promise<void> {
   const config = configOrExit();
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   const say = (line: string) => process.stderr.write(line + '\n');
   logger.info({ config: redactedConfig(config) }, 'starting');
   const simulators = parts.simulators === 'sandbox' ? config.sandbox : parts.simulators;

@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { bool, optionalNonEmpty, port } from './env-values';
 import { canonicalTimeZone, hostTimeZone } from '../domain/time-zone';
+import { parseDurationMs } from '../domain/duration';
 import {
   buildForwardRoute,
   forwardingEnvShape,
@@ -31,6 +32,8 @@ export const envSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `auto`: human-readable lines in a terminal, JSON lines otherwise; `pretty` or `json` to choose. */
+  LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
   SANDBOX: z.enum(['auto', 'true', 'false']).default('auto'),
   DATA_DIR: z.string().min(1).default('.data'),
   APPROVAL_PLUS_CONFIG: optionalNonEmpty,
@@ -51,6 +54,23 @@ export const envSchema = z.object({
   TEMPORAL_UI_PORT: port.default(8233),
   TEMPORAL_API_KEY: optionalNonEmpty,
   TEMPORAL_TLS: bool.default(false),
+  /** The Temporal SDK's Prometheus exporter in the worker (`host:port`; empty = off), via Runtime.install. */
+  TEMPORAL_METRICS_ADDRESS: optionalNonEmpty.pipe(
+    z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:]+):\d{1,5}$/, 'must be host:port, like 0.0.0.0:9464')
+      .optional()
+  ),
+  /** The worker process's own /healthz, /readyz and /metrics (0 = off). */
+  WORKER_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  /**
+   * How long a stopping worker lets running activities finish before cancelling them; it is forced 5 s later, so keep
+   * grace + 5 s inside the container's stop grace period (compose: 30 s).
+   */
+  WORKER_SHUTDOWN_GRACE: z
+    .string()
+    .regex(/^\d+(ms|s|m)$/, 'must be a duration like 20s, 500ms, 1m')
+    .default('20s'),
 
   ADMIN_TOKEN: optionalNonEmpty.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   REMINDER_LEAD: z
@@ -115,6 +135,7 @@ export interface AppConfig {
   port: number;
   host: string;
   logLevel: Env['LOG_LEVEL'];
+  logFormat: Env['LOG_FORMAT'];
   dataDir: string;
   routesFile: string;
   routes: Route[];
@@ -131,6 +152,8 @@ export interface AppConfig {
   nac: NacConfig;
   nacSimPort: number;
   temporal: { address?: string; namespace: string; uiPort: number; apiKey?: string; tls: boolean };
+  /** The worker process: its HTTP endpoint (0 = off), the SDK's metrics exporter, its shutdown grace. */
+  worker: { httpPort: number; temporalMetricsAddress?: string; shutdownGraceMs: number };
   adminToken?: string;
   reminderLead: string;
   reconcile: { interval: string | 'off'; lookback: string; fix: boolean; approvalMaxAge: string };
@@ -189,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     port: e.PORT,
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     dataDir: path.resolve(e.DATA_DIR),
     routesFile,
     routes,
@@ -207,6 +231,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       uiPort: e.TEMPORAL_UI_PORT,
       apiKey: e.TEMPORAL_API_KEY,
       tls: e.TEMPORAL_TLS,
+    },
+    worker: {
+      httpPort: e.WORKER_HTTP_PORT,
+      temporalMetricsAddress: e.TEMPORAL_METRICS_ADDRESS,
+      shutdownGraceMs: parseDurationMs(e.WORKER_SHUTDOWN_GRACE),
     },
     adminToken: e.ADMIN_TOKEN,
     reminderLead: e.REMINDER_LEAD,
@@ -315,6 +344,11 @@ export function redactedConfig(c: AppConfig): Record<string, unknown> {
       ...(c.nac.driver === 'sim' ? { simProfile: c.nac.simProfile } : {}),
     },
     temporal: { address: c.temporal.address ?? 'embedded', namespace: c.temporal.namespace },
+    worker: {
+      httpPort: c.worker.httpPort || 'off',
+      temporalMetrics: c.worker.temporalMetricsAddress ?? 'off',
+      shutdownGraceMs: c.worker.shutdownGraceMs,
+    },
     timeZone: c.timeZone,
     adminApi: c.adminToken ? 'on' : 'off',
   };

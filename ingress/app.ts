@@ -9,7 +9,7 @@ import type { PlatformInbound } from './inbound';
 import { createMetrics, type IngressMetrics } from './metrics';
 import { errorHandler } from './middleware/error-handler';
 import { mountAdminApi } from './routes/admin';
-import { mountHealth, temporalReadiness, type ReadinessCheck } from './routes/health';
+import { mountHealth, temporalReadiness, workerPresence, type ReadinessCheck } from './routes/health';
 
 export interface IngressDeps {
   config: Pick<AppConfig, 'routes' | 'adminToken' | 'temporal'>;
@@ -53,7 +53,11 @@ export function createIngress(deps: IngressDeps): { app: Koa; processor: EventPr
   const router = new Router();
   for (const inbound of deps.inbounds) inbound.mountWebhook?.(router, { processor, metrics, logger: deps.logger });
   mountHealth(router, {
-    checks: [temporalReadiness(deps.client, deps.config.temporal.namespace), ...(deps.extraReadiness ?? [])],
+    checks: [
+      temporalReadiness(deps.client, deps.config.temporal.namespace),
+      workerPresence(deps.client, deps.config.temporal.namespace),
+      ...(deps.extraReadiness ?? []),
+    ],
     metrics,
   });
   mountAdminApi(router, { client: deps.client, processor, adminToken: deps.config.adminToken });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { bool, optionalNonEmpty, port, url } from '../config/env-values';
 import { isNacSimProfileName, NAC_SIM_PROFILES, type NacSimProfileName } from '../simulators/nac/profiles';
 import type { CoaMode, NacDriver } from './adapter';
+import type { NacHttpHooks } from './http';
 
 /**
  * NAC_* variables (config/config.ts spreads `nacEnvShape` into its schema and calls `buildNacConfig`, turning
@@ -158,10 +159,10 @@ function withoutErsPort(baseUrl: string): string {
   return u.toString().replace(/\/+$/, '');
 }
 
-/** The HTTP settings every vendor's client takes from the configuration. */
-export function httpSettings(config: NacConfig) {
+/** The HTTP settings every vendor's client takes from the configuration, plus the caller's hooks (metrics, cancel). */
+export function httpSettings(config: NacConfig, hooks: NacHttpHooks = {}) {
   const { baseUrl, timeoutMs, maxRps, caFile, tlsInsecure } = config;
-  return { baseUrl, timeoutMs, maxRps, caFile, tlsInsecure };
+  return { baseUrl, timeoutMs, maxRps, caFile, tlsInsecure, ...hooks };
 }
 
 /** A credential a vendor factory needs: loadConfig checks it already; this guards hand-built configs (tests, tools). */

@@ -26,7 +26,35 @@ export interface NacHttpOptions {
    * count against one NAC rate); default: one of its own at `maxRps`.
    */
   limiter?: TokenBucket;
+  /** Told about every request when it ends (the worker's NAC metrics); must not throw. */
+  observer?: NacHttpObserver;
+  /**
+   * The caller's cancellation, read at each request (the worker passes the running activity's, which aborts when the
+   * worker's shutdown grace ends): an aborted signal ends the request at once and `send` rethrows its reason.
+   */
+  cancellation?: () => AbortSignal | undefined;
 }
+
+/** What a NAC request ended with, for metrics: an HTTP status class, or why there was no answer. */
+export type NacRequestOutcome = '2xx' | '3xx' | '4xx' | '404' | '429' | '5xx' | 'timeout' | 'network' | 'cancelled';
+
+/** One finished request: low-cardinality labels only (never a path, a MAC or a header). */
+export interface NacRequestObservation {
+  system: string;
+  /** The vendor API's part: ISE `ers`, `mnt`, `openapi`; ClearPass `oauth`, `endpoint`, `session`; else `other`. */
+  area: string;
+  method: NacRequest['method'];
+  outcome: NacRequestOutcome;
+  /** From the request leaving (after its rate-limiter slot) to the whole body read or the failure. */
+  seconds: number;
+}
+
+export interface NacHttpObserver {
+  request(o: NacRequestObservation): void;
+}
+
+/** The injectable parts of a client, as the adapters' factories pass them through (nac/index.ts). */
+export type NacHttpHooks = Pick<NacHttpOptions, 'observer' | 'cancellation'>;
 
 export interface NacRequest {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -52,6 +80,8 @@ export class NacHttpClient {
   private readonly timeoutMs: number;
   private readonly agent: Agent;
   private readonly limiter: TokenBucket;
+  private readonly observer?: NacHttpObserver;
+  private readonly cancellation?: () => AbortSignal | undefined;
 
   constructor(opts: NacHttpOptions) {
     this.system = opts.system;
@@ -59,17 +89,25 @@ export class NacHttpClient {
     this.timeoutMs = opts.timeoutMs;
     this.limiter = opts.limiter ?? new TokenBucket(opts.maxRps);
     this.agent = new Agent({ connect: tlsOptions(opts) });
+    this.observer = opts.observer;
+    this.cancellation = opts.cancellation;
   }
 
   /** Send one request (after a rate-limiter slot is free). Throws only for network errors and time-outs. */
   async send(req: NacRequest): Promise<NacResponse> {
     await this.limiter.acquire();
+    const cancel = this.cancellation?.();
+    cancel?.throwIfAborted();
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       controller.abort();
     }, this.timeoutMs);
+    const onCancel = () => controller.abort();
+    cancel?.addEventListener('abort', onCancel, { once: true });
+    const started = performance.now();
+    let outcome: NacRequestOutcome = 'network';
     try {
       const res = await request(this.baseUrl + req.path, {
         method: req.method,
@@ -84,9 +122,15 @@ export class NacHttpClient {
       });
       // The body is read inside the time-out too: a peer that sends headers and then stalls is a time-out.
       const text = await res.body.text();
+      outcome = statusOutcome(res.statusCode);
       return { status: res.statusCode, headers: res.headers, body: parseJson(text, res.headers), text };
     } catch (err) {
+      if (cancel?.aborted && !timedOut) {
+        outcome = 'cancelled';
+        throw cancel.reason;
+      }
       if (timedOut) {
+        outcome = 'timeout';
         throw new IntegrationError(`${this.system} ${req.what}: no answer within ${this.timeoutMs} ms`, 'transient', {
           system: this.system,
           code: 'TIMEOUT',
@@ -95,6 +139,9 @@ export class NacHttpClient {
       throw this.networkError(req, err);
     } finally {
       clearTimeout(timer);
+      cancel?.removeEventListener('abort', onCancel);
+      const seconds = (performance.now() - started) / 1000;
+      this.observer?.request({ system: this.system, area: nacApiArea(req.path), method: req.method, outcome, seconds });
     }
   }
 
@@ -123,6 +170,24 @@ export class NacHttpClient {
       { system: this.system, code }
     );
   }
+}
+
+function statusOutcome(status: number): NacRequestOutcome {
+  if (status === 404 || status === 429) return String(status) as '404' | '429';
+  if (status >= 500) return '5xx';
+  if (status >= 400) return '4xx';
+  return status >= 300 ? '3xx' : '2xx';
+}
+
+/** The vendor API area of a request path, as the appliances split them (the simulator's `areaOf` does the same). */
+export function nacApiArea(path: string): string {
+  if (path.startsWith('/ers/')) return 'ers';
+  if (path.startsWith('/admin/API/mnt/')) return 'mnt';
+  if (path.startsWith('/api/v1/')) return 'openapi';
+  if (path === '/api/oauth' || path.startsWith('/api/oauth/') || path.startsWith('/api/oauth?')) return 'oauth';
+  if (/^\/api\/(session|session-action|active-session)([/?]|$)/.test(path)) return 'session';
+  if (path.startsWith('/api/')) return 'endpoint';
+  return 'other';
 }
 
 /** Build the IntegrationError for an HTTP answer: kind from the status, detail from the vendor's error envelope. */

@@ -2,23 +2,25 @@ import type { NacAdapter } from './adapter';
 import type { NacConfig } from './config';
 import { createClearPassAdapter } from './clearpass';
 import { createIseAdapter } from './ise';
+import type { NacHttpHooks } from './http';
 
 export { ClearPassAdapter } from './clearpass';
 export { IseAdapter } from './ise';
 
 /**
  * The adapter for `NAC_DRIVER`. `sim` is the adapter of the vendor the simulator's profile names (`NAC_SIM_PROFILE`,
- * ISE by default) pointed at the simulator, and reports its driver as 'sim'.
+ * ISE by default) pointed at the simulator, and reports its driver as 'sim'. `hooks` reach every HTTP client the
+ * adapter makes (the worker's NAC metrics and activity cancellation).
  */
-export function createNacAdapter(config: NacConfig): NacAdapter {
+export function createNacAdapter(config: NacConfig, hooks: NacHttpHooks = {}): NacAdapter {
   switch (config.driver) {
     case 'ise':
-      return createIseAdapter(config);
+      return createIseAdapter(config, 'ise', hooks);
     case 'clearpass':
-      return createClearPassAdapter(config);
+      return createClearPassAdapter(config, 'clearpass', hooks);
     case 'sim':
       return config.simProfile.startsWith('clearpass')
-        ? createClearPassAdapter(config, 'sim')
-        : createIseAdapter(config, 'sim');
+        ? createClearPassAdapter(config, 'sim', hooks)
+        : createIseAdapter(config, 'sim', hooks);
   }
 }

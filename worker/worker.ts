@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { Context } from '@temporalio/activity';
 import {
   DefaultLogger,
   makeTelemetryFilterString,
@@ -42,7 +43,26 @@ export interface WorkerDeps {
   workflowBundlePath?: string;
   /** Forward subscribers (routes file): the delivery activity signs with their secrets. */
   forwardSubscribers?: ForwardSubscriber[];
+  /**
+   * WORKER_SHUTDOWN_GRACE: after shutdown() running activities get this long to finish before they are cancelled
+   * (SDK default 0 = cancelled at once); the workers are forced down 5 s later. Default 20 s (+5 = 25 s, inside a 30 s
+   * container stop grace period).
+   */
+  shutdownGraceMs?: number;
 }
+
+/** Both workers, started together. */
+export interface Workers {
+  run(): Promise<void>;
+  /** Stop polling; running activities get the shutdown grace to finish. `run()` settles when both have stopped. */
+  shutdown(): void;
+  /** undefined when both workers run (poll), else why not. */
+  notRunning(): string | undefined;
+}
+
+/** Force time after the grace: the SDK then gives up waiting for activities (GracefulShutdownPeriodExpiredError). */
+export const SHUTDOWN_FORCE_AFTER_GRACE_MS = 5000;
+export const DEFAULT_SHUTDOWN_GRACE_MS = 20_000;
 
 const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
   TRACE: 'trace',
@@ -52,17 +72,55 @@ const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
   ERROR: 'error',
 };
 
+/** Seconds (the exporter runs with useSecondsForDurations). */
+const SCHEDULE_TO_START_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+
 let runtimeInstalled = false;
-/** Route the SDK's and workflows' logs into pino. Once per process, before any worker exists. */
-export function installRuntimeLogger(logger: Logger): void {
+/**
+ * Route the SDK's and workflows' logs into pino and, with `metricsAddress` (TEMPORAL_METRICS_ADDRESS), serve the SDK's
+ * own metrics there for Prometheus (GET /metrics). Once per process, before any connection or worker exists: a later
+ * call changes nothing.
+ */
+export function installRuntimeLogger(logger: Logger, opts: { metricsAddress?: string } = {}): void {
   if (runtimeInstalled) return;
-  runtimeInstalled = true;
   const level = (logger.level === 'silent' ? 'ERROR' : logger.level.toUpperCase()) as LogLevel;
+  try {
+    installRuntime(logger, level, opts.metricsAddress);
+  } catch (err) {
+    // Core binds the exporter inside Runtime.install ("Address already in use (os error 98)"): name the variable.
+    if (!opts.metricsAddress) throw err;
+    throw new Error(
+      `cannot serve the Temporal SDK metrics on TEMPORAL_METRICS_ADDRESS=${opts.metricsAddress}: ${(err as Error).message}`
+    );
+  }
+  runtimeInstalled = true;
+}
+
+function installRuntime(logger: Logger, level: LogLevel, metricsAddress: string | undefined): void {
   Runtime.install({
     // The process owns shutdown (it also stops the ingress and the dev server), so the Runtime must not.
     shutdownSignals: [],
     telemetryOptions: {
       logging: { filter: makeTelemetryFilterString({ core: level in PINO_LEVEL ? level : 'INFO' }), forward: {} },
+      // Prometheus conventions: durations in seconds with the unit in the name, counters ending in _total
+      // (runtime-options.ts 1.24: all three default to false, i.e. milliseconds and bare names).
+      ...(metricsAddress
+        ? {
+            metrics: {
+              prometheus: {
+                bindAddress: metricsAddress,
+                useSecondsForDurations: true,
+                unitSuffix: true,
+                countersTotalSuffix: true,
+                // Core's default buckets jump 10 s → 100 s; a rate-limited NAC queue's backlog lives in between.
+                histogramBucketOverrides: {
+                  activity_schedule_to_start_latency: SCHEDULE_TO_START_BUCKETS,
+                  workflow_task_schedule_to_start_latency: SCHEDULE_TO_START_BUCKETS,
+                },
+              },
+            },
+          }
+        : {}),
     },
     logger: new DefaultLogger(level in PINO_LEVEL ? level : 'INFO', (entry) => {
       if (logger.level === 'silent') return;
@@ -71,13 +129,31 @@ export function installRuntimeLogger(logger: Logger): void {
   });
 }
 
-export async function createWorkers(deps: WorkerDeps): Promise<{ run(): Promise<void>; shutdown(): void }> {
-  // Carries the hostname so a container's health check can find its own pollers (deploy/healthcheck.ts).
+/**
+ * The running activity's cancellation signal, or undefined outside an activity (start-up checks, the CLI). Given to
+ * the NAC clients so that a request in flight when the shutdown grace ends is aborted, not left to hold the process
+ * until the force time (the attempt is then retried elsewhere, as after a crash).
+ */
+export function activityCancellation(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function createWorkers(deps: WorkerDeps): Promise<Workers> {
+  // Carries the hostname and pid, so the Temporal UI's pollers list shows which container polls.
   const identity = deps.identity ?? `approval-plus-worker@${os.hostname()}/${process.pid}`;
   const workflowSource = deps.workflowBundlePath
     ? { workflowBundle: { codePath: deps.workflowBundlePath } }
     : { workflowsPath: require.resolve('../workflows') };
+  // worker-options.ts 1.24: shutdownGraceTime (@default 0) is how long in-flight activities may run on after shutdown
+  // was requested before Core cancels them; shutdownForceTime makes run() give up after that much longer.
+  const graceMs = deps.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
+  const shutdown = { shutdownGraceTime: graceMs, shutdownForceTime: graceMs + SHUTDOWN_FORCE_AFTER_GRACE_MS };
   const main = await Worker.create({
+    ...shutdown,
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: TASK_QUEUE,
@@ -91,6 +167,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<{ run(): Promise<
     },
   });
   const nac = await Worker.create({
+    ...shutdown,
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: NAC_TASK_QUEUE,
@@ -106,6 +183,14 @@ export async function createWorkers(deps: WorkerDeps): Promise<{ run(): Promise<
     },
     shutdown: () => {
       for (const w of [main, nac]) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+    notRunning: () => {
+      const states = [
+        [TASK_QUEUE, main.getState()],
+        [NAC_TASK_QUEUE, nac.getState()],
+      ] as const;
+      const down = states.filter(([, state]) => state !== 'RUNNING');
+      return down.length ? down.map(([q, state]) => `worker for ${q} is ${state}`).join('; ') : undefined;
     },
   };
 }

@@ -57,6 +57,8 @@ export interface TopologyOptions {
   childEnv?: Record<string, string>;
   /** The NAC simulator's version profile; the workers use that vendor's adapter (NAC_DRIVER=sim). */
   nacProfile?: NacSimProfileName;
+  /** The embedded dev server's SQLite journal (`--journal default|wal`; default wal, as `npm start` runs it). */
+  journal?: 'wal' | 'default';
   say?: (line: string) => void;
 }
 
@@ -87,6 +89,7 @@ export interface TopologyInfo {
   ingress: number;
   label?: string;
   nacProfile: NacSimProfileName;
+  journal?: 'wal' | 'default';
 }
 
 export class Topology {
@@ -100,6 +103,12 @@ export class Topology {
   readonly approvalCode = `BENCH-${randomBytes(6).toString('hex').toUpperCase()}`;
   readonly runDir: string;
   readonly dbFile: string;
+  /** `--journal` as benchmarks take it. */
+  static journalArg(args: Record<string, string | boolean>): 'wal' | 'default' {
+    const j = args.journal ?? 'wal';
+    if (j !== 'wal' && j !== 'default') throw new Error('--journal: wal or default');
+    return j;
+  }
   readonly children: ChildInfo[] = [];
   env: Record<string, string> = {};
   private connection?: Connection;
@@ -149,6 +158,7 @@ export class Topology {
       ingress: this.ingressCount,
       label: process.env.BENCH_LABEL || undefined,
       nacProfile: this.nacProfile,
+      journal: this.external ? undefined : (this.opts.journal ?? 'wal'),
     };
   }
 
@@ -159,7 +169,13 @@ export class Topology {
       this.say(`Temporal: external ${this.temporalAddress} (namespace ${this.namespace})`);
     } else {
       this.say('Temporal: starting a dev server (sqlite file)…');
-      this.devServer = await startDevServer({ port: 0, uiPort: null, dbFile: this.dbFile, say: this.say });
+      this.devServer = await startDevServer({
+        port: 0,
+        uiPort: null,
+        dbFile: this.dbFile,
+        journal: this.opts.journal,
+        say: this.say,
+      });
       this.temporalAddress = this.devServer.address;
     }
     this.connection = await Connection.connect({ address: this.temporalAddress });

@@ -6,12 +6,39 @@ import type { IngressMetrics } from '../metrics';
 export interface ReadinessCheck {
   name: string;
   check(): Promise<string | undefined>; // undefined = ready, else why not
+  /** Reported in /readyz's JSON but never failing it (default false): e.g. no worker polls the task queue. */
+  advisory?: boolean;
 }
 
-/** Temporal reachable and some worker polling the `approval-plus` task queue. */
+/**
+ * Ingress readiness = Temporal accepts starts: the frontend answers for the namespace. A start is durable without a
+ * worker (the run waits for one), so a missing worker is not "ingress not ready" (field notes #11): `workerPresence`
+ * reports it beside, as an advisory check.
+ */
 export function temporalReadiness(client: Client, namespace: string): ReadinessCheck {
   return {
     name: 'temporal',
+    async check() {
+      try {
+        await client.connection.withDeadline(Date.now() + 1500, () =>
+          client.workflowService.describeNamespace({ namespace })
+        );
+        return undefined;
+      } catch (err) {
+        return `Temporal unreachable: ${(err as Error).message.split('\n')[0]}`;
+      }
+    },
+  };
+}
+
+/**
+ * Whether some worker polls the `approval-plus` task queue (workflow tasks), for alerting apart from readiness. The
+ * server keeps a poller in the list for a few minutes after its last poll, so a worker that just died still counts.
+ */
+export function workerPresence(client: Client, namespace: string): ReadinessCheck {
+  return {
+    name: 'worker',
+    advisory: true,
     async check() {
       try {
         const res = await client.connection.withDeadline(Date.now() + 1500, () =>
@@ -21,9 +48,9 @@ export function temporalReadiness(client: Client, namespace: string): ReadinessC
             taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
           })
         );
-        return res.pollers && res.pollers.length > 0 ? undefined : `no worker polls the ${TASK_QUEUE} task queue`;
+        return res.pollers && res.pollers.length > 0 ? undefined : `no worker polls ${TASK_QUEUE}`;
       } catch (err) {
-        return `Temporal unreachable: ${(err as Error).message.split('\n')[0]}`;
+        return `cannot ask Temporal: ${(err as Error).message.split('\n')[0]}`;
       }
     },
   };
@@ -34,8 +61,8 @@ export function mountHealth(router: Router, deps: { checks: ReadinessCheck[]; me
     ctx.body = { status: 'ok' };
   });
   router.get('/readyz', async function readyz(ctx) {
-    const results = await Promise.all(deps.checks.map(async (c) => [c.name, await c.check()] as const));
-    const failing = results.filter(([, why]) => why !== undefined);
+    const results = await Promise.all(deps.checks.map(async (c) => [c.name, await c.check(), c.advisory] as const));
+    const failing = results.filter(([, why, advisory]) => why !== undefined && !advisory);
     ctx.status = failing.length ? 503 : 200;
     ctx.body = {
       status: failing.length ? 'not ready' : 'ready',

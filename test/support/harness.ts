@@ -28,7 +28,8 @@ export interface TestStack extends Stack {
     opts?: { duration?: string; openId?: string; deliver?: boolean; status?: string }
   ): string;
   waitForPhase(workflowId: string, phases: GrantPhase[], timeoutMs?: number): Promise<GrantStatus>;
-  spawnWorker(): ChildProcess;
+  /** `approval-plus worker` as a child process, with the stack's environment plus `env`; `stdout` piped when asked. */
+  spawnWorker(opts?: { env?: Record<string, string>; stdout?: boolean }): ChildProcess;
   stopTemporal(): Promise<void>;
   startTemporal(): Promise<void>;
   close(): Promise<void>;
@@ -81,7 +82,7 @@ export async function startTestStack(
     ...opts.env,
   };
   const config: AppConfig = loadConfig(env);
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   const stack = await startStack(
     config,
     { temporal: true, simulators: true, worker: opts.worker ?? true, ingress: true },
@@ -142,11 +143,12 @@ export async function startTestStack(
         await new Promise((r) => setTimeout(r, 100));
       }
     },
-    spawnWorker() {
+    spawnWorker(o = {}) {
       const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'approval-plus.mjs'), 'worker'], {
         cwd: ROOT,
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, ...env, ...o.env },
+        // A piped stdout must be read (the caller's job): a full pipe blocks the child's synchronous log writes.
+        stdio: ['ignore', o.stdout ? 'pipe' : 'ignore', 'pipe'],
       });
       children.push(child);
       return child;
