@@ -25,6 +25,7 @@ import {
 import { startNacSimulator, type NacSimulator } from '../simulators/nac/server';
 import { allTagAttributeNames } from '../nac/tag';
 import { checkSearchAttributes, startDevServer, assertPortFree, type DevServer } from '../temporal/dev-server';
+import { namespaceAnswers } from '../temporal/namespace-answers';
 import { activityCancellation, createWorkers, installRuntimeLogger, type Workers } from '../worker/worker';
 import { startWorkerHttp } from '../worker/http';
 import { createWorkerMetrics } from '../worker/metrics';
@@ -241,7 +242,7 @@ export async function startStack(
       }
       workerReadiness.addLiveCheck({
         name: 'temporal',
-        check: () => namespaceAnswers(activityConnection, config.temporal.namespace),
+        check: () => namespaceAnswers(activityConnection, config.temporal.namespace, 2000),
       });
       // Filled in once the workers are created (bundling the workflows can take seconds): "starting" until then.
       const created: { workers?: Workers } = {};
@@ -340,15 +341,5 @@ export async function startStack(
   } catch (err) {
     await stop();
     throw err;
-  }
-}
-
-/** undefined when the frontend answers for the namespace within 2 s, else why not (one line). */
-async function namespaceAnswers(connection: Connection, namespace: string): Promise<string | undefined> {
-  try {
-    await connection.withDeadline(Date.now() + 2000, () => connection.workflowService.describeNamespace({ namespace }));
-    return undefined;
-  } catch (err) {
-    return `Temporal unreachable: ${(err as Error).message.split('\n')[0]}`;
   }
 }

@@ -227,10 +227,7 @@ export async function checkSearchAttributes(
     }
     throw err;
   }
-  const wrong = keys.filter((k) => {
-    const has = existing[k.name];
-    return has === undefined || has !== encodeSearchAttributeIndexedValueType(k.type);
-  });
+  const wrong = keys.filter((k) => existing[k.name] !== encodeSearchAttributeIndexedValueType(k.type));
   if (wrong.length === 0) return [];
   throw new MissingSearchAttributesError(missingSearchAttributesLine(namespace, wrong, existing));
 }

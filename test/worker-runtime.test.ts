@@ -40,6 +40,25 @@ async function readyz(url: string): Promise<{ code: number; body: Readyz } | und
   }
 }
 
+/** Until the worker's /readyz answers 200 (90 s at most); its answer. */
+function untilReady(url: string, what: string): Promise<{ code: number; body: Readyz }> {
+  return until(
+    what,
+    async () => {
+      const r = await readyz(url);
+      return r?.code === 200 ? r : undefined;
+    },
+    90_000
+  );
+}
+
+/** SIGTERM the child, unless it has exited already, and wait until it has. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  await once(child, 'exit');
+}
+
 /** The child's stdout and stderr, collected (both must be read: a full pipe blocks its log writes). */
 function collect(child: ChildProcess): { out(): string } {
   let text = '';
@@ -77,11 +96,9 @@ describe('worker process operations (real Temporal dev server, worker as a child
     const url = `http://127.0.0.1:${port}`;
     const worker = t.spawnWorker({ env: { WORKER_HTTP_PORT: String(port) } });
     const logs = collect(worker);
-    await until('worker ready', async () => ((await readyz(url))?.code === 200 ? true : undefined), 90_000).catch(
-      (err: Error) => {
-        throw new Error(`${err.message}: ${logs.out().slice(-2000)}`);
-      }
-    );
+    await untilReady(url, 'worker ready').catch((err: Error) => {
+      throw new Error(`${err.message}: ${logs.out().slice(-2000)}`);
+    });
     assert.equal((await fetch(`${url}/healthz`)).status, 200);
 
     const mac = '00:1B:44:D0:00:01';
@@ -130,10 +147,7 @@ describe('worker process operations (real Temporal dev server, worker as a child
       assert.equal(((await handle.result()) as NacWhitelistResult).outcome, 'revoked');
     } finally {
       // Gone before the next test, whose worker must be the only one polling.
-      if (next.exitCode === null) {
-        next.kill('SIGTERM');
-        await once(next, 'exit');
-      }
+      await stopChild(next);
     }
   });
 
@@ -205,14 +219,7 @@ describe('worker process operations (real Temporal dev server, worker as a child
         whitelistGroup: 'ApprovalPlus-WiFi',
         iseCustomAttributes: allTagAttributeNames(''),
       });
-      const up = await until(
-        'ready once the NAC answers',
-        async () => {
-          const res = await readyz(url);
-          return res?.code === 200 ? res : undefined;
-        },
-        90_000
-      );
+      const up = await untilReady(url, 'ready once the NAC answers');
       assert.equal(up.body.checks.nac, 'ok');
       assert.match(logs.out(), /nac: check passed/);
       const status = await t.waitForPhase(id, ['active'], 120_000);
@@ -221,8 +228,7 @@ describe('worker process operations (real Temporal dev server, worker as a child
       await t.client.workflow.getHandle(id).signal(cancelSignal, { reason: 'test over' });
       await t.client.workflow.getHandle(id).result();
     } finally {
-      worker.kill('SIGTERM');
-      await once(worker, 'exit');
+      await stopChild(worker);
       await nac?.close();
     }
   });
@@ -283,19 +289,11 @@ describe('worker process operations (real Temporal dev server, worker as a child
         const args = command.split(' ').slice(1);
         const run = spawnSync(cli, [...args, '--address', t.temporalAddress], { encoding: 'utf8' });
         assert.equal(run.status, 0, run.stderr);
-        const up = await until(
-          'ready once added',
-          async () => {
-            const r = await readyz(url);
-            return r?.code === 200 ? r : undefined;
-          },
-          90_000
-        );
+        const up = await untilReady(url, 'ready once added');
         assert.equal(up.body.checks['search-attributes'], 'ok');
         assert.deepEqual(await checkSearchAttributes(connection, namespace), []);
       } finally {
-        worker.kill('SIGTERM');
-        await once(worker, 'exit');
+        await stopChild(worker);
       }
     } finally {
       await connection.close();

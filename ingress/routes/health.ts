@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Client } from '@temporalio/client';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import type { IngressMetrics } from '../metrics';
+import { namespaceAnswers } from '../../temporal/namespace-answers';
 
 export interface ReadinessCheck {
   name: string;
@@ -18,16 +19,7 @@ export interface ReadinessCheck {
 export function temporalReadiness(client: Client, namespace: string): ReadinessCheck {
   return {
     name: 'temporal',
-    async check() {
-      try {
-        await client.connection.withDeadline(Date.now() + 1500, () =>
-          client.workflowService.describeNamespace({ namespace })
-        );
-        return undefined;
-      } catch (err) {
-        return `Temporal unreachable: ${(err as Error).message.split('\n')[0]}`;
-      }
-    },
+    check: () => namespaceAnswers(client.connection, namespace, 1500),
   };
 }
 
