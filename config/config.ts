@@ -335,14 +335,27 @@ export function redactedConfig(c: AppConfig): Record<string, unknown> {
     },
     dingtalk: c.dingtalk && { appKey: c.dingtalk.appKey, baseUrl: c.dingtalk.baseUrl, eventMode: c.dingtalk.eventMode },
     wecom: c.wecom && { corpId: c.wecom.corpId, agentId: c.wecom.agentId, baseUrl: c.wecom.baseUrl },
-    nac: {
-      driver: c.nac.driver,
-      baseUrl: c.nac.baseUrl,
-      maxRps: c.nac.maxRps,
-      iseGroup: c.nac.iseGroup,
-      coa: c.nac.coa,
-      ...(c.nac.driver === 'sim' ? { simProfile: c.nac.simProfile } : {}),
-    },
+    nac:
+      c.nac.driver === 'freeradius'
+        ? {
+            driver: c.nac.driver,
+            // Host, port and database only: the URL's user and password stay out of the log.
+            database: c.nac.databaseUrl && databaseWhere(c.nac.databaseUrl),
+            group: c.nac.freeradiusGroup ?? 'none',
+            usernameFormat: c.nac.radiusUsernameFormat,
+            maxRps: c.nac.maxRps,
+            coa: c.nac.coa,
+            coaPort: c.nac.radiusCoaPort,
+            coaSecret: !!c.nac.radiusCoaSecret,
+          }
+        : {
+            driver: c.nac.driver,
+            baseUrl: c.nac.baseUrl,
+            maxRps: c.nac.maxRps,
+            iseGroup: c.nac.iseGroup,
+            coa: c.nac.coa,
+            ...(c.nac.driver === 'sim' ? { simProfile: c.nac.simProfile } : {}),
+          },
     temporal: { address: c.temporal.address ?? 'embedded', namespace: c.temporal.namespace },
     worker: {
       httpPort: c.worker.httpPort || 'off',
@@ -352,4 +365,10 @@ export function redactedConfig(c: AppConfig): Record<string, unknown> {
     timeZone: c.timeZone,
     adminApi: c.adminToken ? 'on' : 'off',
   };
+}
+
+/** `postgres://user:secret@db:5432/radius?…` → `db:5432/radius`. */
+function databaseWhere(url: string): string {
+  const u = new URL(url);
+  return `${u.host}${u.pathname}`;
 }

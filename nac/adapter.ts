@@ -18,7 +18,7 @@
  *  - `changeOfAuthorization` acts on the device's live session, if it has one, so that a change takes effect now
  *    rather than at the next re-authentication; a device with no session is not an error.
  */
-export type NacDriver = 'ise' | 'clearpass' | 'sim';
+export type NacDriver = 'ise' | 'clearpass' | 'freeradius' | 'sim';
 
 /** `NAC_COA`: what to do to a device's live session after its access changed. */
 export type CoaMode = 'reauth' | 'disconnect' | 'off';
@@ -60,8 +60,13 @@ export interface EnsureResult {
 }
 
 export type CreateResult =
-  /** The endpoint did not exist; it now does, whitelisted and tagged (or this grant's earlier create committed). */
-  | { action: 'created'; endpoint: EndpointSnapshot }
+  /**
+   * The endpoint did not exist; it now does, whitelisted and tagged (or this grant's earlier create committed).
+   * `sessionPossible`: the NAC can hold a live session for a device it had no entry for (FreeRADIUS: the NAS's
+   * guest or auth-fail VLAN, or a session from before the rows were deleted), so a CoA is due after this create too.
+   * ISE and ClearPass have an endpoint for every device they ever saw: no entry, no session.
+   */
+  | { action: 'created'; endpoint: EndpointSnapshot; sessionPossible?: boolean }
   /** The endpoint exists and nothing was written: `endpoint` is its state, the prior state to record. */
   | { action: 'exists'; endpoint: EndpointSnapshot };
 

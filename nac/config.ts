@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { bool, optionalNonEmpty, port, url } from '../config/env-values';
 import { isNacSimProfileName, NAC_SIM_PROFILES, type NacSimProfileName } from '../simulators/nac/profiles';
 import type { CoaMode, NacDriver } from './adapter';
+import { RADIUS_USERNAME_FORMATS, type RadiusUsernameFormat } from './freeradius/username';
 import type { NacHttpHooks } from './http';
 
 /**
@@ -43,6 +44,13 @@ export interface NacConfig {
    * `[Cisco - Reauthenticate Session]`; ClearPass's session-action CoA cannot run without one.
    */
   clearpassReauthProfiles: string[];
+  /** FreeRADIUS: its SQL database (`postgres://…`), the group with the VLAN replies, the NAS's User-Name format. */
+  databaseUrl?: string;
+  freeradiusGroup?: string;
+  radiusUsernameFormat?: RadiusUsernameFormat;
+  /** FreeRADIUS CoA: the NASes' Dynamic Authorization port and the secret for a NAS not in the `nas` table. */
+  radiusCoaPort?: number;
+  radiusCoaSecret?: string;
   /** The simulator's version profile (sandbox, tests) and whether its ERS CSRF check is on. */
   simProfile: NacSimProfileName;
   simIseCsrf: boolean;
@@ -59,7 +67,7 @@ export const NAC_SANDBOX_DEFAULTS = {
 const SANDBOX_REAUTH_PROFILE = '[Cisco - Reauthenticate Session]';
 
 export const nacEnvShape = {
-  NAC_DRIVER: optionalNonEmpty.pipe(z.enum(['ise', 'clearpass', 'sim']).optional()),
+  NAC_DRIVER: optionalNonEmpty.pipe(z.enum(['ise', 'clearpass', 'freeradius', 'sim']).optional()),
   NAC_BASE_URL: optionalNonEmpty.pipe(url.optional()),
   NAC_USERNAME: optionalNonEmpty,
   NAC_PASSWORD: optionalNonEmpty,
@@ -85,6 +93,16 @@ export const nacEnvShape = {
       .optional()
   ),
   NAC_SIM_ISE_CSRF: bool.default(false),
+  NAC_DATABASE_URL: optionalNonEmpty.pipe(
+    z
+      .string()
+      .refine((v) => /^postgres(ql)?:\/\/[^/]/.test(v) && URL.canParse(v), 'must be a postgres:// URL')
+      .optional()
+  ),
+  NAC_FREERADIUS_GROUP: optionalNonEmpty,
+  NAC_RADIUS_USERNAME_FORMAT: z.enum(RADIUS_USERNAME_FORMATS).default('aabbccddeeff'),
+  NAC_RADIUS_COA_PORT: port.default(3799),
+  NAC_RADIUS_COA_SECRET: optionalNonEmpty,
 };
 
 const _envSchema = z.object(nacEnvShape);
@@ -94,9 +112,15 @@ export function buildNacConfig(e: NacEnv, ctx: { sandbox: boolean; fail: (line: 
   const pick = <K extends keyof typeof NAC_SANDBOX_DEFAULTS>(k: K): string | undefined =>
     e[k] ?? (ctx.sandbox ? NAC_SANDBOX_DEFAULTS[k] : undefined);
   const driver = e.NAC_DRIVER ?? (ctx.sandbox ? 'sim' : undefined);
-  if (!driver) return ctx.fail('missing NAC_DRIVER: set ise, clearpass or sim');
+  if (!driver) return ctx.fail('missing NAC_DRIVER: set ise, clearpass, freeradius or sim');
+  if (driver === 'freeradius' && !e.NAC_DATABASE_URL) {
+    return ctx.fail(
+      "missing NAC_DATABASE_URL: required for NAC_DRIVER=freeradius (FreeRADIUS's PostgreSQL database, postgres://user:password@host/radius)"
+    );
+  }
   const simUrl = `http://127.0.0.1:${e.NAC_SIM_PORT}`;
-  const baseUrl = e.NAC_BASE_URL ?? (driver === 'sim' || ctx.sandbox ? simUrl : undefined);
+  // FreeRADIUS is reached by SQL, not HTTP: no base URL (its HTTP settings are unused).
+  const baseUrl = e.NAC_BASE_URL ?? (driver === 'sim' || driver === 'freeradius' || ctx.sandbox ? simUrl : undefined);
   if (!baseUrl) return ctx.fail(`missing NAC_BASE_URL: required for NAC_DRIVER=${driver}`);
   const simProfile =
     (e.NAC_SIM_PROFILE as NacSimProfileName | undefined) ?? (driver === 'clearpass' ? 'clearpass-6.12' : 'ise-3.3');
@@ -147,6 +171,11 @@ export function buildNacConfig(e: NacEnv, ctx: { sandbox: boolean; fail: (line: 
     iseOpenApiUrl: e.NAC_ISE_OPENAPI_URL ?? withoutErsPort(baseUrl),
     iseCustomAttributes: e.NAC_ISE_CUSTOM_ATTRIBUTES,
     clearpassReauthProfiles: reauthProfiles,
+    databaseUrl: e.NAC_DATABASE_URL,
+    freeradiusGroup: e.NAC_FREERADIUS_GROUP,
+    radiusUsernameFormat: e.NAC_RADIUS_USERNAME_FORMAT,
+    radiusCoaPort: e.NAC_RADIUS_COA_PORT,
+    radiusCoaSecret: e.NAC_RADIUS_COA_SECRET,
     simProfile,
     simIseCsrf: e.NAC_SIM_ISE_CSRF,
   };

@@ -35,15 +35,22 @@ export interface NacHttpOptions {
   cancellation?: () => AbortSignal | undefined;
 }
 
-/** What a NAC request ended with, for metrics: an HTTP status class, or why there was no answer. */
-export type NacRequestOutcome = '2xx' | '3xx' | '4xx' | '404' | '429' | '5xx' | 'timeout' | 'network' | 'cancelled';
+/**
+ * What a NAC request ended with, for metrics: an HTTP status class, or why there was no answer; for a NAC reached
+ * by SQL or RADIUS (FreeRADIUS), `ok` or `error` (an answer that was a failure).
+ */
+export type NacRequestOutcome =
+  '2xx' | '3xx' | '4xx' | '404' | '429' | '5xx' | 'timeout' | 'network' | 'cancelled' | 'ok' | 'error';
 
 /** One finished request: low-cardinality labels only (never a path, a MAC or a header). */
 export interface NacRequestObservation {
   system: string;
-  /** The vendor API's part: ISE `ers`, `mnt`, `openapi`; ClearPass `oauth`, `endpoint`, `session`; else `other`. */
+  /**
+   * The vendor API's part: ISE `ers`, `mnt`, `openapi`; ClearPass `oauth`, `endpoint`, `session`; FreeRADIUS `sql`
+   * (one transaction), `coa` (one RFC 5176 exchange); else `other`.
+   */
   area: string;
-  method: NacRequest['method'];
+  method: NacRequest['method'] | 'SQL' | 'RADIUS';
   outcome: NacRequestOutcome;
   /** From the request leaving (after its rate-limiter slot) to the whole body read or the failure. */
   seconds: number;

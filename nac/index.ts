@@ -1,10 +1,12 @@
 import type { NacAdapter } from './adapter';
 import type { NacConfig } from './config';
 import { createClearPassAdapter } from './clearpass';
+import { createFreeRadiusAdapter } from './freeradius';
 import { createIseAdapter } from './ise';
 import type { NacHttpHooks } from './http';
 
 export { ClearPassAdapter } from './clearpass';
+export { FreeRadiusAdapter } from './freeradius';
 export { IseAdapter } from './ise';
 
 /**
@@ -18,6 +20,8 @@ export function createNacAdapter(config: NacConfig, hooks: NacHttpHooks = {}): N
       return createIseAdapter(config, 'ise', hooks);
     case 'clearpass':
       return createClearPassAdapter(config, 'clearpass', hooks);
+    case 'freeradius':
+      return createFreeRadiusAdapter(config, hooks);
     case 'sim':
       return config.simProfile.startsWith('clearpass')
         ? createClearPassAdapter(config, 'sim', hooks)

@@ -381,6 +381,10 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
           );
           existed.push({ mac: m.mac, display: m.display });
           entry.detail = result.action === 'updated' ? 'existing endpoint moved into the whitelist' : undefined;
+        } else if (first.sessionPossible) {
+          // A NAC that keeps sessions apart from its entries (FreeRADIUS): the device may be online already. Read
+          // from the recorded result, so runs whose results lack the field replay as before.
+          existed.push({ mac: m.mac, display: m.display });
         } else {
           // The NAC had never seen the device, so it has no session there for a CoA to act on.
           entry.coa = 'not-needed';
