@@ -214,6 +214,8 @@ export interface PostgresCluster {
   user: string;
   dir: string;
   stop(): Promise<void>;
+  /** Stop the server (fast shutdown), stay down `downMs` (connections refused), start it again on the same data. */
+  restart(downMs?: number): Promise<void>;
 }
 
 /** initdb, postgres, pg_isready: $PG_BIN_DIR, else on PATH, else the newest /usr/lib/postgresql/<major>/bin. */
@@ -271,65 +273,86 @@ export async function startPostgresCluster(opts: { port?: number; say?: Say } = 
   );
   const port = opts.port || (await freePort());
   const logFile = path.join(dir, 'postgres.log');
-  const logFd = openSync(logFile, 'a');
-  if (owner) chownSync(logFile, owner.uid, owner.gid);
-  const child = spawn(
-    path.join(bin, 'postgres'),
-    [
-      '-D',
-      dataDir,
-      '-p',
-      String(port),
-      '-k',
-      dir, // unix socket beside the data, not in /var/run/postgresql
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      'max_connections=300', // each Temporal service keeps its own pools
-      '-c',
-      'shared_buffers=256MB',
-    ],
-    { ...as, stdio: ['ignore', logFd, logFd] }
-  );
-  let exited = false;
-  const exit = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      exited = true;
-      closeSync(logFd);
-      resolve();
-    })
-  );
+  let current: { exited: () => boolean; exit: Promise<void>; kill: (sig: NodeJS.Signals) => void } | undefined;
+  /** Start `postgres` on the data directory, and wait until it accepts connections. */
+  const launch = async () => {
+    const logFd = openSync(logFile, 'a');
+    if (owner) chownSync(logFile, owner.uid, owner.gid);
+    const child = spawn(
+      path.join(bin, 'postgres'),
+      [
+        '-D',
+        dataDir,
+        '-p',
+        String(port),
+        '-k',
+        dir, // unix socket beside the data, not in /var/run/postgresql
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'max_connections=300', // each Temporal service keeps its own pools
+        '-c',
+        'shared_buffers=256MB',
+      ],
+      { ...as, stdio: ['ignore', logFd, logFd] }
+    );
+    let exited = false;
+    const exit = new Promise<void>((resolve) =>
+      child.once('exit', () => {
+        exited = true;
+        closeSync(logFd);
+        resolve();
+      })
+    );
+    current = { exited: () => exited, exit, kill: (sig) => child.kill(sig) };
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (exited) {
+        const log = readFileSync(logFile, 'utf8').trim().split('\n').slice(-10).join('\n');
+        throw new Error(`PostgreSQL exited at start-up:\n${log}`);
+      }
+      const r = await run(path.join(bin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port), '-U', user]);
+      if (r.code === 0) return;
+      if (Date.now() > deadline)
+        throw new Error(`PostgreSQL did not accept connections on 127.0.0.1:${port} within 30 s`);
+      await sleep(200);
+    }
+  };
+  /** Fast shutdown (SIGINT: connections are cut, the data stays). */
+  const halt = async () => {
+    if (!current || current.exited()) return;
+    current.kill('SIGINT');
+    const t = setTimeout(() => current?.kill('SIGKILL'), 15_000);
+    await current.exit;
+    clearTimeout(t);
+  };
   const killNow = () => {
-    if (!exited) child.kill('SIGKILL');
+    if (current && !current.exited()) current.kill('SIGKILL');
   };
   process.once('exit', killNow);
   const stop = async () => {
     process.off('exit', killNow);
-    if (!exited) {
-      child.kill('SIGINT'); // fast shutdown
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exit;
-      clearTimeout(t);
-    }
+    await halt();
     rmSync(dir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (exited) {
-      const log = readFileSync(logFile, 'utf8').trim().split('\n').slice(-10).join('\n');
-      await stop();
-      throw new Error(`PostgreSQL exited at start-up:\n${log}`);
-    }
-    const r = await run(path.join(bin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port), '-U', user]);
-    if (r.code === 0) break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`PostgreSQL did not accept connections on 127.0.0.1:${port} within 30 s`);
-    }
-    await sleep(200);
+  try {
+    await launch();
+  } catch (err) {
+    await stop();
+    throw err;
   }
   say(`PostgreSQL ${path.basename(path.dirname(bin))} on 127.0.0.1:${port} (data in ${dataDir})`);
-  return { port, user, dir, stop };
+  return {
+    port,
+    user,
+    dir,
+    stop,
+    async restart(downMs = 0) {
+      await halt();
+      if (downMs) await sleep(downMs); // connections are refused meanwhile
+      await launch();
+    },
+  };
 }
 
 // ---- 3–5. the Temporal server on it ------------------------------------------------------------------------------

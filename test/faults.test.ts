@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
+import { Client } from 'pg';
+import { startPostgresCluster, type PostgresCluster } from '../temporal/postgres-server';
 import { workflowIdFor } from '../workflows/definitions';
+import { createFreeRadiusDatabase, freeradiusMissing, type TestDatabase } from './support/freeradius';
 import { startTestStack, until, type TestStack } from './support/harness';
 
 /**
@@ -227,3 +230,84 @@ for (const vendor of [
     });
   });
 }
+
+describe(
+  "fault: FreeRADIUS's PostgreSQL is restarted mid-burst (connections refused while it is down)",
+  {
+    skip: process.env.CI === 'true' ? false : freeradiusMissing(),
+  },
+  () => {
+    let pg: PostgresCluster;
+    let db: TestDatabase;
+    let t: TestStack;
+    before(async () => {
+      // A cluster of the test's own: restarting the machine's PostgreSQL would hit every other test.
+      pg = await startPostgresCluster({ say: () => undefined });
+      db = await createFreeRadiusDatabase(`postgres://${pg.user}@127.0.0.1:${pg.port}/postgres`);
+      await db.sql.query(
+        `INSERT INTO radgroupreply (groupname, attribute, op, value) VALUES ('wifi-staff', 'Tunnel-Private-Group-Id', ':=', '30')`
+      );
+      t = await startTestStack({
+        env: {
+          NAC_DRIVER: 'freeradius',
+          NAC_DATABASE_URL: db.url,
+          NAC_FREERADIUS_GROUP: 'wifi-staff',
+          NAC_COA: 'off',
+          NAC_TIMEOUT_MS: '2000',
+        },
+      });
+    });
+    after(async () => {
+      await t?.close();
+      await db?.drop().catch(() => undefined);
+      await pg?.stop();
+    });
+
+    it('ends with exactly one whitelist row set per MAC and one message per requester', async () => {
+      const approvals = burst(0x46, BURST);
+      for (const [i, a] of approvals.entries()) {
+        a.instance = t.createApproval(a.macs.join('\n'), { openId: a.openId });
+        if (i === Math.floor(approvals.length / 2)) await pg.restart(3000);
+      }
+      await allNotified(t, approvals);
+      const sql = new Client({ connectionString: db.url });
+      await sql.connect();
+      try {
+        const check = await sql.query<{ username: string; attribute: string; value: string; tag: string | null }>(
+          'SELECT username, attribute, value, approval_plus_tag AS tag FROM radcheck ORDER BY username'
+        );
+        const groups = await sql.query<{ username: string; groupname: string }>(
+          'SELECT username, groupname FROM radusergroup ORDER BY username'
+        );
+        const expected = approvals
+          .flatMap((a) => a.macs)
+          .map(bare)
+          .sort();
+        assert.deepEqual(
+          check.rows.map((r) => r.username),
+          expected,
+          'one radcheck row per MAC, nothing else'
+        );
+        assert.ok(check.rows.every((r) => r.attribute === 'Cleartext-Password' && r.value === r.username && r.tag));
+        assert.deepEqual(
+          groups.rows.map((r) => r.username),
+          expected,
+          'one radusergroup row per MAC'
+        );
+        assert.ok(groups.rows.every((r) => r.groupname === 'wifi-staff'));
+        assert.equal((await sql.query('SELECT 1 FROM radreply')).rowCount, 0);
+      } finally {
+        await sql.end();
+      }
+      const perRequester = new Map<string, number>();
+      for (const m of t.feishuSim!.messages())
+        perRequester.set(m.receive_id, (perRequester.get(m.receive_id) ?? 0) + 1);
+      assert.deepEqual(
+        approvals.filter((a) => perRequester.get(a.openId) !== 1).map((a) => a.openId),
+        [],
+        'every requester notified exactly once'
+      );
+      await assertOneRunEach(t, approvals);
+    });
+  }
+);

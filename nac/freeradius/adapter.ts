@@ -315,8 +315,9 @@ export class FreeRadiusAdapter implements NacAdapter {
     const has = (t: string, c: string) => r.rows.some((x) => x.table_name === t && x.column_name === c);
     if (!has('radcheck', TAG_COLUMN) || !has('radusergroup', TAG_COLUMN)) {
       throw new IntegrationError(
-        `freeradius tables have no ${TAG_COLUMN} column yet: the worker adds it when it starts (NacAdapter.verify)`,
-        'invalid',
+        `freeradius tables have no ${TAG_COLUMN} column yet: the worker adds it when it starts (its NAC start-up check); retrying`,
+        // Transient: the worker's start-up check runs beside the first activities and adds it (or says why not).
+        'transient',
         { system: SYSTEM, code: 'tag-column' }
       );
     }

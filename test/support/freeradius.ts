@@ -53,6 +53,7 @@ export async function createFreeRadiusDatabase(adminUrl = TEST_PG_ADMIN_URL): Pr
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const sql = new Client({ connectionString: url.toString() });
+  sql.on('error', () => undefined); // the server restarted under it (fault tests): the test opens a new one
   await sql.connect();
   await sql.query(readFileSync(SCHEMA, 'utf8'));
   return {
