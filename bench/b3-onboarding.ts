@@ -5,6 +5,7 @@ import type { BenchContext, BenchReport } from './lib/report';
 import { mapLimit, mib, r, sleep, summarize, table } from './lib/stats';
 import { Topology } from './lib/topology';
 import { isNacSimProfileName, NAC_SIM_PROFILES } from '../simulators/nac/profiles';
+import { runB3FreeRadius } from './b3-freeradius';
 
 /**
  * B3 — onboarding day: a burst of approvals × 3 MACs (500 × 3 = 1,500 devices) with the NAC limited to 20 requests
@@ -15,9 +16,11 @@ import { isNacSimProfileName, NAC_SIM_PROFILES } from '../simulators/nac/profile
  * NAC simulator (both must be zero); peak RSS (VmHWM) of the worker and ingress processes.
  * `--profile` picks the simulator's vendor version (and so the adapter), `--preexisting 0.1` seeds that share of the
  * MACs as endpoints the NAC already knows (profiled, not whitelisted). Honours BENCH_TEMPORAL_ADDRESS /
- * BENCH_WORKERS / BENCH_INGRESS (bench-interface.md).
+ * BENCH_WORKERS / BENCH_INGRESS (bench-interface.md). `--nac freeradius`: the same burst against FreeRADIUS's tables
+ * (b3-freeradius.ts).
  */
 export async function runB3(ctx: BenchContext): Promise<BenchReport> {
+  if (ctx.args.nac === 'freeradius') return runB3FreeRadius(ctx);
   const n = ctx.n ?? (ctx.quick ? 10 : 500);
   const macsPer = Number(ctx.args.macs ?? 3);
   const nacRps = Number(ctx.args['nac-rps'] ?? 20);
