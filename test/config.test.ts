@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../config/config';
+import { ConfigError, loadConfig, redactedConfig } from '../config/config';
 import { ROOT } from './support/harness';
 
 const routes = (body: string) => {
@@ -56,7 +56,38 @@ describe('configuration', () => {
     assert.deepEqual(ok.routes[0]!.macFields, ['MAC', '设备MAC']);
   });
 
+  it('NAC_DRIVER=freeradius needs NAC_DATABASE_URL, no base URL, and logs the database without its password', () => {
+    const base = { FEISHU_APP_ID: 'cli_a1b2c3d4e5f6a7b8', FEISHU_APP_SECRET: 's', NAC_DRIVER: 'freeradius' };
+    assert.throws(() => loadConfig(base), { message: /^missing NAC_DATABASE_URL: required for NAC_DRIVER=freeradius/ });
+    const routesFile = routes(
+      'routes:\n  - platform: feishu\n    approval_code: A1\n    automation: nac-whitelist\n    fields: { macs: MAC }\n'
+    );
+    const c = loadConfig({
+      ...base,
+      NAC_DATABASE_URL: 'postgres://radius:s3cret-pw@db.example:5432/radius',
+      NAC_FREERADIUS_GROUP: 'wifi-staff',
+      NAC_RADIUS_USERNAME_FORMAT: 'AA-BB-CC-DD-EE-FF',
+      APPROVAL_PLUS_CONFIG: routesFile,
+    });
+    assert.equal(c.nac.driver, 'freeradius');
+    assert.equal(c.nac.radiusUsernameFormat, 'AA-BB-CC-DD-EE-FF');
+    assert.equal(c.nac.radiusCoaPort, 3799);
+    const summary = JSON.stringify(redactedConfig(c));
+    assert.match(summary, /db\.example:5432\/radius/);
+    assert.doesNotMatch(summary, /s3cret-pw/);
+  });
+
   const bad: [string, Record<string, string>, RegExp][] = [
+    [
+      'database url',
+      { NAC_DATABASE_URL: 'mysql://db/radius' },
+      /^invalid NAC_DATABASE_URL: must be a postgres:\/\/ URL/,
+    ],
+    [
+      'radius user-name format',
+      { NAC_RADIUS_USERNAME_FORMAT: 'aabb.ccdd.eeff' },
+      /^invalid NAC_RADIUS_USERNAME_FORMAT/,
+    ],
     ['port', { PORT: 'eighty' }, /^invalid PORT/],
     ['max rps', { NAC_MAX_RPS: '-1' }, /^invalid NAC_MAX_RPS/],
     ['driver', { NAC_DRIVER: 'fortinac' }, /^invalid NAC_DRIVER/],
