@@ -49,6 +49,13 @@ export interface AdoptPriorInput {
  */
 export const adoptPriorSignal = defineSignal<[AdoptPriorInput]>('adoptPrior');
 
+/**
+ * Continue as new at the next safe point: the grant carries its state into a fresh run on the deployed code, with an
+ * empty history. Harmless at any time; an operator sends it to move grants started by older code onto the current one
+ * before retiring a patch (README "Changing a workflow").
+ */
+export const refreshSignal = defineSignal<[]>('refresh');
+
 export interface AmendInput {
   /** The approved 修改 (modify) instance whose form replaces this grant's devices and duration. */
   instanceId: string;
@@ -93,10 +100,27 @@ export interface GrantStatus {
   phase: GrantPhase;
   macs: MacStatus[];
   expiresAt?: string;
+  /** When the access began (the granted message), ISO-8601; kept across Continue-As-New. Absent before granting. */
+  grantedAt?: string;
   lastError?: string;
   revokedReason?: string;
 }
 export const statusQuery = defineQuery<GrantStatus>('status');
+
+/** One device this grant holds on the NAC, with what undo puts back. */
+export interface Holding {
+  /** Normalised MAC (12 hex digits). */
+  mac: string;
+  /** The MAC as the requester wrote it (normalised notation `AA:BB:…`). */
+  display: string;
+  /** What the NAC held before this grant wrote (null: nothing, the grant created the endpoint). */
+  prior: EndpointSnapshot | null;
+}
+/**
+ * What the grant holds on the NAC right now and what each device replaced: the undo it will run. Read by `whois` and
+ * by reconcile; the same list a Continue-As-New carries to the next run.
+ */
+export const holdingsQuery = defineQuery<Holding[]>('holdings');
 
 /** Search attributes: ids and states only, never a MAC, a name or form content. */
 export const ApprovalCodeKey = defineSearchAttributeKey('ApprovalCode', SearchAttributeType.KEYWORD);

@@ -9,9 +9,11 @@
  */
 import {
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   condition,
+  continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
   log,
@@ -25,7 +27,7 @@ import {
 import type { AmendmentActivities, ApprovalActivities, ApprovalRequest, NacActivities } from '../activities';
 import type { Amendment, PlatformName, RequesterMessage } from '../domain/types';
 import type { ParsedMac } from '../domain/mac';
-import type { EndpointSnapshot, GrantTag } from '../nac/adapter';
+import type { GrantTag } from '../nac/adapter';
 import {
   adoptPriorSignal,
   amendSignal,
@@ -33,7 +35,9 @@ import {
   extendUpdate,
   GrantExpiresAtKey,
   GrantPhaseKey,
+  holdingsQuery,
   NAC_TASK_QUEUE,
+  refreshSignal,
   RequesterRefKey,
   statusQuery,
   type AmendInput,
@@ -41,6 +45,7 @@ import {
   type ExtendInput,
   type GrantPhase,
   type GrantStatus,
+  type Holding,
   type MacStatus,
 } from './definitions';
 import {
@@ -69,7 +74,40 @@ export interface NacWhitelistInput {
   nacStepTimeoutMs?: number;
   /** Where the start came from (webhook event id, reconcile, CLI) — for the audit trail only. */
   trigger?: { source: string; eventId?: string };
+  /** An active run continues as new once its history holds this many events (default 1,000): replays stay short. */
+  continueAsNewAfterEvents?: number;
+  /**
+   * An active run older than this continues as new at its next wake-up, idle or not (default 30 days), so that every
+   * live grant moves onto the deployed code within that time and old patches can be retired (README "Changing a
+   * workflow").
+   */
+  continueAsNewAfterMs?: number;
+  /** Set by Continue-As-New: the grant's whole state from the previous run. Absent on a grant's first run. */
+  carried?: CarriedGrant;
 }
+
+/**
+ * An active grant's whole state, handed from one run to the next by Continue-As-New: everything the next run needs to
+ * remind, extend, amend, expire, hand over and undo exactly as the first run would have. Nothing is read back from an
+ * earlier run's history, so earlier runs may age out of retention.
+ */
+export interface CarriedGrant {
+  requesterId: string;
+  /** The tag written onto the NAC entries (its expiry is the grant's original one; amendments pass their own). */
+  tag: GrantTag;
+  status: GrantStatus;
+  /** Every device the grant holds, newest first, with the prior state undo restores (the compensations). */
+  holdings: Holding[];
+  ctx: MessageContext;
+  reminded: boolean;
+  /** Extensions applied so far: numbers the next one's message and comment (their idempotency keys). */
+  extensionsApplied: number;
+  /** Runs before this one (1 after the first Continue-As-New). */
+  generation: number;
+}
+
+const DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS = 1000;
+const DEFAULT_CONTINUE_AS_NEW_AFTER_MS = 30 * 24 * 3600 * 1000;
 
 export type NacWhitelistOutcome =
   | 'revoked'
@@ -128,11 +166,8 @@ function nacProxies(stepTimeoutMs: number) {
   return { calls, undoCalls, coaCalls };
 }
 
-interface Compensation {
-  mac: string;
-  display: string;
-  prior: EndpointSnapshot | null;
-}
+/** A registered undo: the device and the state to put back (a Holding, as the holdings query shows it). */
+type Compensation = Holding;
 
 /** The reason a failure shows the requester: the innermost ApplicationFailure message. */
 function reasonOf(err: unknown): string {
@@ -148,13 +183,20 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
   const status: GrantStatus = { phase: 'fetching', macs: [] };
   let cancelRequest: CancelInput | undefined;
   const compensations: Compensation[] = [];
-  let request: ApprovalRequest | undefined;
+  /** The requester's platform id, once the approval is fetched (or carried): whom messages go to. */
+  let requesterId: string | undefined;
   let ctx: MessageContext = { grantId, instanceId: input.instanceId, invalid: [], randomised: [] };
 
   setHandler(cancelSignal, (c) => {
     cancelRequest ??= { reason: c?.reason || 'cancelled', by: c?.by };
   });
   setHandler(statusQuery, () => status);
+  setHandler(holdingsQuery, () => compensations);
+  // Continue as new at the next safe point (read by the active loop).
+  let refreshRequested = false;
+  setHandler(refreshSignal, () => {
+    refreshRequested = true;
+  });
   // Read through a function: the signal handler sets it between awaits, which TypeScript's narrowing cannot see.
   const pendingCancel = (): CancelInput | undefined => cancelRequest;
 
@@ -234,9 +276,9 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
   };
 
   const tell = async (message: RequesterMessage) => {
-    if (!request) return;
+    if (requesterId === undefined) return;
     try {
-      await platformCalls.notifyRequester(input.platform, request.requesterId, message);
+      await platformCalls.notifyRequester(input.platform, requesterId, message);
     } catch (err) {
       if (isCancellation(err)) throw err;
       status.lastError = `message to requester failed: ${reasonOf(err)}`;
@@ -244,12 +286,12 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
     }
   };
   const comment = async (event: string, key: string, extra?: string, onInstance = input.instanceId) => {
-    if (!request) return;
+    if (requesterId === undefined) return;
     try {
       await platformCalls.commentOnInstance(
         input.platform,
         onInstance,
-        request.requesterId,
+        requesterId,
         auditComment(event, status.macs, extra),
         `${grantId}:${key}`
       );
@@ -445,16 +487,24 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
     return { outcome: 'applied-to-original', macs: [], reason: what[applied.action] };
   };
 
-  try {
+  /**
+   * A grant's first run up to active: fetch and check the approval, whitelist each device, tell the requester.
+   * Answers the run's result when it ends here (nothing granted, failed, revoked while granting), else the tag.
+   */
+  const begin = async (): Promise<NacWhitelistResult | { tag: GrantTag }> => {
     setPhase('fetching');
-    request = await platformCalls.fetchApprovalRequest.executeWithOptions({ summary: 'fetch approval instance' }, [
-      {
-        platform: input.platform,
-        instanceId: input.instanceId,
-        macFields: input.macFields,
-        durationField: input.durationField,
-      },
-    ]);
+    const request = await platformCalls.fetchApprovalRequest.executeWithOptions(
+      { summary: 'fetch approval instance' },
+      [
+        {
+          platform: input.platform,
+          instanceId: input.instanceId,
+          macFields: input.macFields,
+          durationField: input.durationField,
+        },
+      ]
+    );
+    requesterId = request.requesterId;
     upsertSearchAttributes([{ key: RequesterRefKey, value: request.requesterRef }]);
     if (request.approvalCode !== input.approvalCode) {
       setPhase('ignored');
@@ -530,17 +580,86 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
 
     await reauthoriseExisted();
 
+    status.grantedAt = new Date(Date.now()).toISOString();
     setPhase('notifying');
     await tell(grantedMessage(ctx, status.macs));
     await comment('Wi‑Fi access granted', 'granted', status.expiresAt ? `until ${status.expiresAt}` : 'permanent');
     setPhase('active');
+    return { tag };
+  };
+
+  /** A run started by Continue-As-New: take over the previous run's state, already active. */
+  const resume = (carried: CarriedGrant): { tag: GrantTag; reminded: boolean } => {
+    requesterId = carried.requesterId;
+    Object.assign(status, carried.status);
+    compensations.push(...carried.holdings);
+    ctx = carried.ctx;
+    extensionsRequested = extensionsApplied = carried.extensionsApplied;
+    setPhase('active');
+    return { tag: carried.tag, reminded: carried.reminded };
+  };
+
+  try {
+    let tag: GrantTag;
+    let reminded = false;
+    if (input.carried) {
+      ({ tag, reminded } = resume(input.carried));
+    } else {
+      const begun = await begin();
+      if ('outcome' in begun) return begun;
+      tag = begun.tag;
+    }
 
     // Active: wait for the reminder, the expiry, a revocation or an extension. The timers are the same commands, in
     // the same order, as before extensions existed, so runs started by older code replay unchanged.
-    let expiresAtMs = request.expiry.kind === 'expires' ? request.expiry.expiresAtMs : undefined;
-    let reminded = false;
+    let expiresAtMs = status.expiresAt === undefined ? undefined : Date.parse(status.expiresAt);
     let noDevicesLeft = false;
-    const wake = () => pendingCancel() !== undefined || extensions.length > 0 || amendments.length > 0;
+    const work = () => pendingCancel() !== undefined || extensions.length > 0 || amendments.length > 0;
+    // A refresh request wakes an idle grant too (a history without one replays the same).
+    const wake = () => work() || refreshRequested;
+
+    const maxEvents = input.continueAsNewAfterEvents ?? DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS;
+    const maxAgeMs = input.continueAsNewAfterMs ?? DEFAULT_CONTINUE_AS_NEW_AFTER_MS;
+    const runStartedMs = workflowInfo().runStartTime.getTime();
+    const continueAsNewDue = () => {
+      const info = workflowInfo();
+      return (
+        refreshRequested ||
+        info.continueAsNewSuggested ||
+        info.historyLength >= maxEvents ||
+        Date.now() - runStartedMs >= maxAgeMs
+      );
+    };
+
+    /**
+     * Wait until `atMs` (for ever when undefined) or until woken. With Continue-As-New (patched in for runs that reach
+     * this point on newer code) the wait also ends when the run is old enough to continue as new: `refresh`. Runs
+     * recorded before it replay the very same timers.
+     */
+    const sleepUntil = async (atMs: number | undefined): Promise<'woken' | 'due' | 'refresh'> => {
+      const refreshAtMs = runStartedMs + maxAgeMs;
+      const early = refreshAtMs > Date.now() && (atMs === undefined || refreshAtMs < atMs);
+      if (early && patched('continue-as-new')) {
+        return (await condition(wake, refreshAtMs - Date.now())) ? 'woken' : 'refresh';
+      }
+      if (atMs === undefined) {
+        await condition(wake);
+        return 'woken';
+      }
+      return (await condition(wake, atMs - Date.now())) ? 'woken' : 'due';
+    };
+
+    /** The state the next run starts from (see CarriedGrant). */
+    const carry = (): CarriedGrant => ({
+      requesterId: requesterId!,
+      tag,
+      status: { ...status, phase: 'active' },
+      holdings: compensations,
+      ctx,
+      reminded,
+      extensionsApplied,
+      generation: (input.carried?.generation ?? 0) + 1,
+    });
 
     /**
      * An approved modification of this request: move the grant to its devices and duration. Devices it no longer
@@ -615,10 +734,22 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
       return { applied: true, devicesLeft: compensations.length > 0 };
     };
     for (;;) {
+      // A safe point: nothing queued, no handler mid-way (an extend update waits for this loop). The grant's whole
+      // state goes to a fresh run on the deployed code; signals that arrive meanwhile are delivered to the new run.
+      if (!work() && continueAsNewDue() && patched('continue-as-new')) {
+        // An extend update whose extension was just applied finishes first (its caller gets its answer).
+        await condition(() => allHandlersFinished() || work());
+        if (!work()) {
+          log.info('continuing as new', { historyLength: workflowInfo().historyLength, refresh: refreshRequested });
+          await continueAsNew<typeof nacWhitelistWorkflow>({ ...input, carried: carry() });
+        }
+      }
+      let woke: 'woken' | 'due' | 'refresh';
       if (expiresAtMs === undefined) {
-        await condition(wake);
+        woke = await sleepUntil(undefined);
       } else if (!reminded && expiresAtMs - input.reminderLeadMs > Date.now()) {
-        if (!(await condition(wake, expiresAtMs - input.reminderLeadMs - Date.now()))) {
+        woke = await sleepUntil(expiresAtMs - input.reminderLeadMs);
+        if (woke === 'due') {
           reminded = true;
           await tell(
             reminderMessage(
@@ -629,10 +760,12 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
           continue;
         }
       } else if (expiresAtMs > Date.now()) {
-        if (!(await condition(wake, expiresAtMs - Date.now()))) break;
+        woke = await sleepUntil(expiresAtMs);
+        if (woke === 'due') break;
       } else {
         break;
       }
+      if (woke === 'refresh') continue;
       if (pendingCancel()) break;
       const change = amendments.shift();
       if (change) {
