@@ -12,7 +12,8 @@ import type { PlatformName } from '../domain/types';
 import { startOptionsFor } from '../ingress/event-processor';
 import type { CreateResult, EndpointSnapshot, NacAdapter } from '../nac/adapter';
 import type { ApprovalPlatform } from '../platforms/platform';
-import { workflowIdFor, type AdoptPriorInput } from '../workflows/definitions';
+import { holdingsQuery, workflowIdFor, type AdoptPriorInput } from '../workflows/definitions';
+import type { NacWhitelistInput } from '../workflows/nac-whitelist.workflow';
 
 /**
  * Reconcile: what the event stream may have missed, found by looking at the systems themselves. Shared by the CLI
@@ -21,9 +22,11 @@ import { workflowIdFor, type AdoptPriorInput } from '../workflows/definitions';
  *  1. Approved instances of routed approval codes with no workflow are started, with the same start options as the
  *     webhook (REJECT_DUPLICATE: exactly once, and a second reconcile starts nothing).
  *  2. Whitelist entries tagged by ApprovalPlus whose grant is not live are reported; with `fix` each is restored to
- *     the state its grant recorded before writing (read back from the grant's history). When that history is gone,
- *     an endpoint the grant created is removed; one that existed before the grant is never deleted (its prior state
- *     is unknown, so it is left as it is and reported for review).
+ *     the state its grant recorded before writing: asked of the grant's last run (the holdings query, answered by a
+ *     worker replaying that run), else read from that run's own history (the state Continue-As-New carried into it,
+ *     then its events) — never from earlier runs, which may have aged out of retention. When the last run is gone
+ *     too, an endpoint the grant created is removed; one that existed before the grant is never deleted (its prior
+ *     state is unknown, so it is left as it is and reported for review).
  */
 /** gRPC status NOT_FOUND (a closed run deleted, or aged out of retention). */
 const GRPC_NOT_FOUND = 5;
@@ -55,6 +58,7 @@ export interface OrphanEntry {
   action: 'reported' | 'restored' | 'deleted' | 'skipped' | 'handed-back' | 'needs-review';
   /** Where the restored state came from. */
   prior?:
+    | 'grant state'
     | 'grant history'
     | 'unknown (history gone): created by the grant, removed'
     | 'unknown (history gone): existed before the grant, left for review';
@@ -133,13 +137,13 @@ export async function reconcileWhitelist(deps: ReconcileDeps, opts: { fix: boole
 
 /** Put an orphaned entry back as its grant found it, following hand-overs between grants; never guesses. */
 async function fixOrphan(deps: ReconcileDeps, entry: EndpointSnapshot, orphan: OrphanEntry): Promise<void> {
-  let prior = await priorFromHistory(deps.client, orphan.grantId, entry.mac);
+  let prior = await priorFromGrant(deps.client, orphan.grantId, entry.mac);
   // The prior state may itself be another grant's entry (overlapping grants): give it back if that grant is live,
   // otherwise look further back through that grant's own history.
   for (let depth = 0; prior.found && prior.snapshot?.tag && depth < 5; depth++) {
     const earlier = prior.snapshot.tag.grantId;
     if ((await executionState(deps.client, earlier)) === 'RUNNING') break;
-    prior = await priorFromHistory(deps.client, earlier, entry.mac);
+    prior = await priorFromGrant(deps.client, earlier, entry.mac);
   }
   if (!prior.found) {
     // History gone (retention). An endpoint the grant created is removed: losing access is safe, keeping unowned
@@ -156,37 +160,66 @@ async function fixOrphan(deps: ReconcileDeps, entry: EndpointSnapshot, orphan: O
   }
   const done = await deps.nac.restore(entry.mac, prior.snapshot, orphan.grantId);
   orphan.action = done === 'restored' && prior.snapshot?.tag ? 'handed-back' : done;
-  orphan.prior = 'grant history';
+  orphan.prior = prior.source;
+}
+
+interface GrantPrior {
+  found: boolean;
+  snapshot: EndpointSnapshot | null;
+  source: 'grant state' | 'grant history';
 }
 
 /**
- * What a grant recorded as the device's prior state: the result of its first `lookupEndpoint` for that MAC (runs of
- * 0.2 and before), or of its `createWhitelisted` (`created`: nothing before; `exists`: what was there), or the prior
- * a later `adoptPrior` hand-over gave it. `found: false` when the history is not available.
+ * What a grant holds as the device's prior state. First its own answer (`holdingsQuery` on its last run, open or
+ * closed: a worker replays the run and reports the undo it had left); when no worker answers or the device is not
+ * among the holdings, the last run's history (priorFromHistory). `found: false` when that run is gone.
  */
-export async function priorFromHistory(
-  client: Client,
-  grantId: string,
-  mac: string
-): Promise<{ found: boolean; snapshot: EndpointSnapshot | null }> {
+export async function priorFromGrant(client: Client, grantId: string, mac: string): Promise<GrantPrior> {
+  try {
+    const held = (await client.workflow.getHandle(grantId).query(holdingsQuery)).find((h) => h.mac === mac);
+    if (held) return { found: true, snapshot: held.prior, source: 'grant state' };
+  } catch (err) {
+    if (isNotFound(err)) return { found: false, snapshot: null, source: 'grant history' };
+    // No worker polling, or a run from before the query existed that cannot replay: the history still says.
+  }
+  return priorFromHistory(client, grantId, mac);
+}
+
+function isNotFound(err: unknown): boolean {
+  // fetchHistory passes the service's NOT_FOUND through as a gRPC error, not a WorkflowNotFoundError.
+  return err instanceof WorkflowNotFoundError || (isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND);
+}
+
+/**
+ * What the grant's last run recorded as the device's prior state: the holding Continue-As-New carried into the run,
+ * else the result of the run's first `lookupEndpoint` for that MAC (runs of 0.2 and before) or `createWhitelisted`
+ * (`created`: nothing before; `exists`: what was there); then the prior a later `adoptPrior` hand-over gave it.
+ * Only that run's history is read. `found: false` when it is not available.
+ */
+export async function priorFromHistory(client: Client, grantId: string, mac: string): Promise<GrantPrior> {
   let events: temporal.api.history.v1.IHistoryEvent[];
   try {
     events = (await client.workflow.getHandle(grantId).fetchHistory()).events ?? [];
   } catch (err) {
-    // fetchHistory passes the service's NOT_FOUND through as a gRPC error, not a WorkflowNotFoundError.
-    if (err instanceof WorkflowNotFoundError || (isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND))
-      return { found: false, snapshot: null };
+    if (isNotFound(err)) return { found: false, snapshot: null, source: 'grant history' };
     throw err;
   }
   const decode = (p: temporal.api.common.v1.IPayload | undefined | null): unknown =>
     p ? defaultPayloadConverter.fromPayload(p as never) : undefined;
   let lookupScheduled: { eventId: number; type: string } | undefined;
-  let found: { found: boolean; snapshot: EndpointSnapshot | null } = { found: false, snapshot: null };
+  let found: GrantPrior = { found: false, snapshot: null, source: 'grant history' };
   for (const e of events) {
+    const started = e.workflowExecutionStartedEventAttributes;
+    if (started) {
+      const input = decode(started.input?.payloads?.[0]) as NacWhitelistInput | undefined;
+      const carried = input?.carried?.holdings.find((h) => h.mac === mac);
+      if (carried) found = { found: true, snapshot: carried.prior, source: 'grant history' };
+    }
     const scheduled = e.activityTaskScheduledEventAttributes;
     const type = scheduled?.activityType?.name;
     if (
       lookupScheduled === undefined &&
+      !found.found &&
       (type === 'lookupEndpoint' || type === 'createWhitelisted') &&
       decode(scheduled?.input?.payloads?.[0]) === mac
     ) {
@@ -200,13 +233,13 @@ export async function priorFromHistory(
       !found.found
     ) {
       const result = decode(completed.result?.payloads?.[0]);
-      found = { found: true, snapshot: priorOf(lookupScheduled.type, result) };
+      found = { found: true, snapshot: priorOf(lookupScheduled.type, result), source: 'grant history' };
     }
     const signal = e.workflowExecutionSignaledEventAttributes;
     if (signal?.signalName === 'adoptPrior') {
       const input = decode(signal.input?.payloads?.[0]) as AdoptPriorInput | undefined;
       if (input?.mac === mac && found.found && found.snapshot?.tag?.grantId === input.from)
-        found = { found: true, snapshot: input.prior };
+        found = { found: true, snapshot: input.prior, source: 'grant history' };
     }
   }
   return found;

@@ -65,7 +65,7 @@ describe('reconcile (real Temporal dev server)', () => {
     await t.client.workflow.getHandle(id).result();
   });
 
-  it('an entry left by a terminated grant is reported, then restored exactly from the grant history with --fix', async () => {
+  it('an entry left by a terminated grant is reported, then restored exactly from the grant's own state with --fix', async () => {
     const mac = '00:1B:44:88:00:02';
     t.nacSim!.store.seed({
       mac,
@@ -90,8 +90,8 @@ describe('reconcile (real Temporal dev server)', () => {
     assert.ok(await t.iseEndpoint(fresh), 'reporting changes nothing');
 
     const fixed = await cli('reconcile', '--since', '1h', '--fix');
-    assert.match(fixed.stdout, /restored .*prior state: grant history/);
-    assert.match(fixed.stdout, /deleted .*prior state: grant history/);
+    assert.match(fixed.stdout, /restored .*prior state: grant state/);
+    assert.match(fixed.stdout, /deleted .*prior state: grant state/);
     assert.deepEqual(await t.iseEndpoint(mac), before, 'the pre-existing endpoint is back exactly as it was');
     assert.equal(await t.iseEndpoint(fresh), null, 'the endpoint the grant created is gone');
     const again = await cli('reconcile', '--since', '1h');
@@ -169,7 +169,7 @@ for (const vendor of [
       await t.waitForPhase(first, ['active']);
       await t.client.workflow.getHandle(first).terminate('simulating an operator mistake');
       const fixed = await cli('reconcile', '--since', '1h', '--fix');
-      assert.match(fixed.stdout, /restored .*prior state: grant history/);
+      assert.match(fixed.stdout, /restored .*prior state: grant state/);
       assert.deepEqual(record(known), before, 'back exactly as it was, no ApprovalPlus attribute left');
       assert.equal(record(fresh), undefined);
 

@@ -359,10 +359,17 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
     }
   };
 
-  /** Run every registered compensation, newest first; never throws, never cancelled. */
+  /**
+   * Run every registered compensation, newest first; never throws, never cancelled. Each leaves the list (and the
+   * holdings query) once its undo has run, so a run terminated mid-undo still shows reconcile what is left.
+   */
   const undo = () =>
     CancellationScope.nonCancellable(async () => {
-      while (compensations.length > 0) await undoOne(compensations.shift()!);
+      while (compensations.length > 0) {
+        const next = compensations[0]!;
+        await undoOne(next);
+        if (compensations[0] === next) compensations.shift();
+      }
     });
 
   /**
