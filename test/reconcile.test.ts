@@ -65,7 +65,7 @@ describe('reconcile (real Temporal dev server)', () => {
     await t.client.workflow.getHandle(id).result();
   });
 
-  it('an entry left by a terminated grant is reported, then restored exactly from the grant's own state with --fix', async () => {
+  it('an entry left by a terminated grant is reported, then restored exactly from the grant state with --fix', async () => {
     const mac = '00:1B:44:88:00:02';
     t.nacSim!.store.seed({
       mac,
