@@ -10,10 +10,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { findTemporalCli } from '../temporal/find-cli';
+import { startOptionsFor, timingFor } from '../ingress/event-processor';
 import { workflowIdFor } from '../workflows/definitions';
 import { startTestStack, type TestStack } from '../test/support/harness';
 
-const scenarios: Record<string, (t: TestStack) => Promise<string[]>> = {
+/** A run to export: the latest run of a workflow id, or one run of a Continue-As-New chain. */
+type Recorded = string | { workflowId: string; runId: string };
+
+const scenarios: Record<string, (t: TestStack) => Promise<Recorded[]>> = {
   /** A grant with an expiry: reminder timer, reminder card, expiry timer, undo. */
   async 'reminded-then-expired'(t) {
     const id = workflowIdFor('feishu', t.createApproval('00:1B:44:77:00:01', { duration: '5秒' }));
@@ -55,6 +59,30 @@ const scenarios: Record<string, (t: TestStack) => Promise<string[]>> = {
     await t.client.workflow.getHandle(id).result();
     return [id];
   },
+  /**
+   * 0.5: a grant that continues as new (after 25 events here) across two extensions and a reminder, then is
+   * cancelled: every run of the chain, the first ending in Continue-As-New, the last starting from carried state.
+   */
+  async 'continued-as-new'(t) {
+    const instance = t.createApproval('00:1B:44:77:00:06', { duration: '1天', deliver: false });
+    const opts = startOptionsFor(t.config.routes[0]!, 'feishu', instance, timingFor(t.config), { source: 'recording' });
+    opts.args[0].continueAsNewAfterEvents = 25;
+    const handle = await t.client.workflow.start('nacWhitelistWorkflow', opts);
+    const s = await t.waitForPhase(opts.workflowId, ['active']);
+    for (const days of [2, 3]) {
+      await handle.executeUpdate('extend', {
+        args: [{ expiresAt: new Date(Date.parse(s.expiresAt!) + days * 86_400_000).toISOString(), by: 'recording' }],
+      });
+    }
+    await handle.signal('refresh');
+    await new Promise((r) => setTimeout(r, 1000));
+    await t.client.workflow.getHandle(opts.workflowId).signal('cancel', { reason: 'recording over' });
+    await t.client.workflow.getHandle(opts.workflowId).result();
+    const runs: Recorded[] = [];
+    for await (const wf of t.client.workflow.list({ query: `WorkflowId = '${opts.workflowId}'` }))
+      runs.push({ workflowId: wf.workflowId, runId: wf.runId });
+    return runs.reverse();
+  },
 };
 
 async function main() {
@@ -68,10 +96,11 @@ async function main() {
       const run = scenarios[name];
       if (!run) throw new Error(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(', ')}`);
       const ids = await run(t);
-      for (const [i, id] of ids.entries()) {
+      for (const [i, rec] of ids.entries()) {
+        const run = typeof rec === 'string' ? ['-w', rec] : ['-w', rec.workflowId, '-r', rec.runId];
         const { stdout } = await promisify(execFile)(
           cli,
-          ['workflow', 'show', '-w', id, '--address', t.temporalAddress, '--output', 'json'],
+          ['workflow', 'show', ...run, '--address', t.temporalAddress, '--output', 'json'],
           { maxBuffer: 64 * 1024 * 1024 }
         );
         const file = path.join(outDir, `nac-whitelist-${name}${ids.length > 1 ? `-${i + 1}` : ''}.${label}.json`);

@@ -180,12 +180,15 @@ function reasonOf(err: unknown): string {
 export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<NacWhitelistResult> {
   const grantId = workflowInfo().workflowId;
   const { calls: nacCalls, undoCalls: nacUndoCalls, coaCalls } = nacProxies(input.nacStepTimeoutMs ?? 60_000);
-  const status: GrantStatus = { phase: 'fetching', macs: [] };
+  // A run started by Continue-As-New holds the previous run's state from its first instruction: an update or query
+  // delivered in the run's first activation is handled before the main body below has run.
+  const carried = input.carried;
+  const status: GrantStatus = carried ? { ...carried.status, phase: 'active' } : { phase: 'fetching', macs: [] };
   let cancelRequest: CancelInput | undefined;
-  const compensations: Compensation[] = [];
+  const compensations: Compensation[] = carried ? [...carried.holdings] : [];
   /** The requester's platform id, once the approval is fetched (or carried): whom messages go to. */
-  let requesterId: string | undefined;
-  let ctx: MessageContext = { grantId, instanceId: input.instanceId, invalid: [], randomised: [] };
+  let requesterId: string | undefined = carried?.requesterId;
+  let ctx: MessageContext = carried?.ctx ?? { grantId, instanceId: input.instanceId, invalid: [], randomised: [] };
 
   setHandler(cancelSignal, (c) => {
     cancelRequest ??= { reason: c?.reason || 'cancelled', by: c?.by };
@@ -214,8 +217,8 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
 
   // Extensions are applied by the main loop (it owns the timers); the update waits until its turn is done.
   const extensions: ExtendInput[] = [];
-  let extensionsRequested = 0;
-  let extensionsApplied = 0;
+  let extensionsRequested = carried?.extensionsApplied ?? 0;
+  let extensionsApplied = carried?.extensionsApplied ?? 0;
   setHandler(
     extendUpdate,
     async (req) => {
@@ -595,22 +598,13 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
     return { tag };
   };
 
-  /** A run started by Continue-As-New: take over the previous run's state, already active. */
-  const resume = (carried: CarriedGrant): { tag: GrantTag; reminded: boolean } => {
-    requesterId = carried.requesterId;
-    Object.assign(status, carried.status);
-    compensations.push(...carried.holdings);
-    ctx = carried.ctx;
-    extensionsRequested = extensionsApplied = carried.extensionsApplied;
-    setPhase('active');
-    return { tag: carried.tag, reminded: carried.reminded };
-  };
-
   try {
     let tag: GrantTag;
     let reminded = false;
-    if (input.carried) {
-      ({ tag, reminded } = resume(input.carried));
+    if (carried) {
+      // State taken over above; the search attributes say active again.
+      ({ tag, reminded } = carried);
+      setPhase('active');
     } else {
       const begun = await begin();
       if ('outcome' in begun) return begun;
