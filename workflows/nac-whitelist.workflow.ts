@@ -306,6 +306,20 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
   };
 
   /**
+   * The requester's message and the audit comment of one step. Independent (each has its own idempotency key and
+   * neither throws), so they go out together: one round trip instead of two. Runs recorded before this replay them
+   * one after the other, as they were.
+   */
+  const tellAndComment = async (message: RequesterMessage, ...note: Parameters<typeof comment>) => {
+    if (patched('message-and-comment-together')) {
+      await Promise.all([tell(message), comment(...note)]);
+    } else {
+      await tell(message);
+      await comment(...note);
+    }
+  };
+
+  /**
    * Change of Authorization for one device whose access just changed, so it takes effect now rather than at the
    * device's next re-authentication. Never throws: a failure is recorded on the device and shown in the UI.
    */
@@ -400,8 +414,12 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
       setPhase('revoking');
       const held = status.macs.filter((m) => m.state === 'granted');
       await undo();
-      await tell(revokedMessage(ctx, reason, expired, held));
-      await comment(expired ? 'access expired' : 'access revoked', expired ? 'expired' : 'revoked', reason);
+      await tellAndComment(
+        revokedMessage(ctx, reason, expired, held),
+        expired ? 'access expired' : 'access revoked',
+        expired ? 'expired' : 'revoked',
+        reason
+      );
       setPhase(expired ? 'expired' : 'revoked');
     });
 
@@ -553,8 +571,11 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
     // An unreadable duration is not guessed: granting "permanent" by mistake is worse than asking again.
     if (request.macs.length === 0 || request.expiry.kind === 'invalid') {
       setPhase('rejected');
-      await tell(rejectedInputMessage(ctx, request.missingFields));
-      await comment('nothing granted: no valid MAC address or duration', 'rejected');
+      await tellAndComment(
+        rejectedInputMessage(ctx, request.missingFields),
+        'nothing granted: no valid MAC address or duration',
+        'rejected'
+      );
       return { outcome: 'rejected-input', macs: status.macs, reason: 'no valid MAC address or duration' };
     }
 
@@ -576,8 +597,12 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
     if (failure !== undefined) {
       await CancellationScope.nonCancellable(async () => {
         await undo();
-        await tell(failedMessage(ctx, failure, status.macs));
-        await comment('failed, every change undone', 'failed', failure);
+        await tellAndComment(
+          failedMessage(ctx, failure, status.macs),
+          'failed, every change undone',
+          'failed',
+          failure
+        );
         setPhase('failed');
       });
       return { outcome: 'failed', macs: status.macs, reason: failure };
@@ -592,8 +617,12 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
 
     status.grantedAt = new Date(Date.now()).toISOString();
     setPhase('notifying');
-    await tell(grantedMessage(ctx, status.macs));
-    await comment('Wi‑Fi access granted', 'granted', status.expiresAt ? `until ${status.expiresAt}` : 'permanent');
+    await tellAndComment(
+      grantedMessage(ctx, status.macs),
+      'Wi‑Fi access granted',
+      'granted',
+      status.expiresAt ? `until ${status.expiresAt}` : 'permanent'
+    );
     setPhase('active');
     return { tag };
   };
@@ -725,8 +754,8 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
         randomised: next.macs.filter((m) => m.randomised).map((m) => m.display),
       };
       const addedOk = added.map((m) => m.display).filter((d) => !failed.some((f) => f.startsWith(`${d}:`)));
-      await tell(amendedMessage(ctx, change.instanceId, { added: addedOk, removed, failed }, status.macs));
-      await comment(
+      await tellAndComment(
+        amendedMessage(ctx, change.instanceId, { added: addedOk, removed, failed }, status.macs),
         'access changed by the modification',
         `amended-${change.instanceId}`,
         expiresAt ? `until ${expiresAt}` : 'permanent',
@@ -793,8 +822,8 @@ export async function nacWhitelistWorkflow(input: NacWhitelistInput): Promise<Na
       ctx = { ...ctx, expiresAt: status.expiresAt };
       const n = extensionsApplied + 1;
       const granted = status.macs.filter((m) => m.state === 'granted');
-      await tell(extendedMessage(ctx, granted, n, ext.by, ext.reason));
-      await comment(
+      await tellAndComment(
+        extendedMessage(ctx, granted, n, ext.by, ext.reason),
         'access extended',
         `extended-${n}`,
         `${status.expiresAt ? `until ${status.expiresAt}` : 'permanent'}${ext.by ? `, by ${ext.by}` : ''}${ext.reason ? `: ${ext.reason}` : ''}`
