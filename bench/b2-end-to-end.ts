@@ -1,9 +1,19 @@
 import { submitApprovals, waitNotified } from './lib/approvals';
 import { historyBreakdown } from './lib/history';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { RssSampler } from './lib/proc';
 import type { BenchContext, BenchReport } from './lib/report';
 import { mapLimit, mib, r, sleep, summarize, table, waitFor } from './lib/stats';
-import { Topology } from './lib/topology';
+import { outDir, Topology } from './lib/topology';
+import {
+  breakdownTable,
+  fetchHistories,
+  historiesJson,
+  kindTotals,
+  segmentsOf,
+  summariseSegments,
+} from './lib/where-time-goes';
 
 /**
  * B2 — end to end: from the approval event posted to the ingress (signed and encrypted, as Feishu posts it) to the
@@ -63,6 +73,15 @@ export async function runB2(ctx: BenchContext): Promise<BenchReport> {
       'activities waiting (incl. retries)': breakdowns.map((b) => b.activityQueueMs),
       'activities running': breakdowns.map((b) => Object.values(b.activityRunMs).reduce((x, y) => x + y, 0)),
     };
+    // Step by step (bench/lib/where-time-goes.ts): each workflow task's and activity's queue wait and run, in path
+    // order; the histories are kept in .bench-out/b2-histories.json for a second look.
+    const histories = await fetchHistories(
+      topo.client,
+      submitted.map((s) => ({ workflowId: `feishu-${s.instance}`, sentAt: s.sentAt }))
+    );
+    const segments = histories.map((h) => segmentsOf(h.history, h.sentAt));
+    const historiesFile = path.join(outDir(), 'b2-histories.json');
+    writeFileSync(historiesFile, historiesJson(histories));
     const retriesTotal = breakdowns.reduce((acc, b) => acc + b.activityRetries, 0);
     const breakdown = Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, summarize(v)]));
     const e = summarize(e2e);
@@ -85,6 +104,8 @@ export async function runB2(ctx: BenchContext): Promise<BenchReport> {
       nac,
       memory: mem,
       breakdownMs: breakdown,
+      stepsMs: summariseSegments(segments),
+      stepKindsMs: kindTotals(segments),
       activityRetries: retriesTotal,
       rssTimeline: sampler.samples,
       endToEndMsSorted: [...e2e].sort((x, y) => x - y),
@@ -114,8 +135,11 @@ export async function runB2(ctx: BenchContext): Promise<BenchReport> {
       topology: topo.info(),
       params: { approvals: n, ratePerSec: rate, macsPerApproval: macsPer, nacMaxRps: Number(topo.env.NAC_MAX_RPS) },
       results,
-      table: `${tbl}\n\n${split}\n\n${checks}`,
-      notes: [`approvals arrive at ${rate}/s; latency from the first POST of the event to the message's create_time`],
+      table: `${tbl}\n\n${split}\n\n${breakdownTable(segments)}\n\n${checks}`,
+      notes: [
+        `approvals arrive at ${rate}/s; latency from the first POST of the event to the message's create_time`,
+        `histories in ${historiesFile} (node --import tsx bench/lib/where-time-goes.ts ${historiesFile})`,
+      ],
     };
   } finally {
     await topo.close();

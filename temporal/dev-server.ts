@@ -128,6 +128,11 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   // one partition can (the flag cannot name one queue: it applies to all).
   args.push('--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1');
   args.push('--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1');
+  // Eager activity dispatch (off by default in the server): an activity scheduled by a workflow task on the worker's
+  // own task queue (fetch the approval, message the requester, the audit comment) comes back in the answer to that
+  // task's completion when the worker has a free slot, instead of a trip through matching. The NAC queue is another
+  // queue, so its activities still go through matching and its server-side rate limit (eager never crosses queues).
+  args.push('--dynamic-config-value', 'system.enableActivityEagerExecution=true');
 
   let logFd: number | undefined;
   if (opts.logFile) {
