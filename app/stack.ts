@@ -309,6 +309,10 @@ export async function startStack(
         stops.push(() => receiver.stop());
         readiness.push(receiver.readiness);
       }
+      // The operator API's whois reads the NAC: an adapter of the ingress's own (not the worker's, whose requests
+      // count in the worker's NAC metrics), made on the first whois — none at all while the operator API is off.
+      let whoisNac: NacAdapter | undefined;
+      if (config.adminToken) stops.push(async () => void (await whoisNac?.close?.()));
       const { app, processor } = createIngress({
         config,
         client: stack.client,
@@ -318,6 +322,7 @@ export async function startStack(
         budgetMs: opts.budgetMs,
         forwarding: config.forwarding,
         inbounds,
+        nac: config.adminToken ? () => (whoisNac ??= createNacAdapter(config.nac)) : undefined,
       });
       // Stops run last-first: the HTTP server closes, then in-flight Temporal calls settle, then the connection.
       stops.push(() => processor.idle());

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { runCancel, runExtend, runStatus } from './operate';
 import { runDemo } from './demo';
 import { runForwardList, runForwardResend } from './forward';
+import { runGrants, runWhois, type GrantsOptions } from './operator-view';
 import { runReconcile } from './reconcile';
 import { runStack } from './run-stack';
 
@@ -58,6 +59,21 @@ program
   .option('--fix', 'restore whitelist entries whose grant is no longer live to the state the grant found')
   .option('--trigger', 'run the approval-plus-reconcile Schedule now, on the workers, instead of here')
   .action((opts: { since: string; fix?: boolean; trigger?: boolean }) => runReconcile(opts));
+program
+  .command('grants')
+  .description('the live grants, one line each: workflow id, requester (opaque ref), phase, expiry, devices; paged')
+  .option('--expiring <duration>', 'only those whose access ends within this duration (7d, 12h…)')
+  .option('--requester <id>', "only this requester's (the platform user id: Feishu open_id, DingTalk/WeCom userid)")
+  .option('--platform <name>', 'only this platform: feishu | dingtalk | wecom')
+  .option('--limit <n>', 'grants per page, 1–1000 (default 50)')
+  .option('--page-token <token>', 'the next page, as the previous page printed it')
+  .option('--json', 'print JSON')
+  .action((opts: GrantsOptions) => runGrants(opts));
+program
+  .command('whois <mac>')
+  .description('which grant holds a device (any MAC notation): since when, until when, what it replaced')
+  .option('--json', 'print JSON')
+  .action((mac: string, opts: { json?: boolean }) => runWhois(mac, opts));
 
 const forward = program
   .command('forward')

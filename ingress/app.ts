@@ -4,6 +4,7 @@ import Koa from 'koa';
 import type { Logger } from '../app/logger';
 import type { AppConfig } from '../config/config';
 import type { ForwardingConfig } from '../forwarding/config';
+import type { NacAdapter } from '../nac/adapter';
 import { EventProcessor } from './event-processor';
 import type { PlatformInbound } from './inbound';
 import { createMetrics, type IngressMetrics } from './metrics';
@@ -24,6 +25,8 @@ export interface IngressDeps {
   forwarding?: ForwardingConfig;
   /** The platforms' ways in whose webhooks this ingress serves (`createInbounds(config)`). */
   inbounds: PlatformInbound[];
+  /** The NAC, for the operator API's read-only whois; called on first use. None: `/api/whois` answers 503. */
+  nac?: () => NacAdapter;
 }
 
 /** The Koa ingress, without listening: tests drive `app.callback()`, the server module listens. */
@@ -60,7 +63,7 @@ export function createIngress(deps: IngressDeps): { app: Koa; processor: EventPr
     ],
     metrics,
   });
-  mountAdminApi(router, { client: deps.client, processor, adminToken: deps.config.adminToken });
+  mountAdminApi(router, { client: deps.client, processor, adminToken: deps.config.adminToken, nac: deps.nac });
   app.use(router.routes());
   app.use(router.allowedMethods());
   return { app, processor, metrics };

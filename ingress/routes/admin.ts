@@ -2,6 +2,10 @@ import type Router from '@koa/router';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import { parseExtendUntil } from '../../domain/extension';
+import { isIntegrationError } from '../../domain/errors';
+import type { NacAdapter } from '../../nac/adapter';
+import { grantListParams, InvalidPageTokenError, listGrants, toListArgs } from '../../operator/grants';
+import { InvalidMacError, whois } from '../../operator/whois';
 import { extendUpdate, statusQuery } from '../../workflows/definitions';
 import type { EventProcessor } from '../event-processor';
 import { HttpError } from '../http-error';
@@ -38,13 +42,41 @@ function parseBody<T>(schema: z.ZodType<T>, raw: Buffer | undefined): T {
 
 /**
  * The operator API, behind ADMIN_TOKEN: `GET /api/approvals/:id`, `POST /api/approvals/:id/cancel`,
- * `POST /api/approvals/:id/extend` (`{ until: "2026-12-31" | "30d" | "permanent", reason?, by? }`).
+ * `POST /api/approvals/:id/extend` (`{ until: "2026-12-31" | "30d" | "permanent", reason?, by? }`),
+ * `GET /api/grants?expiring=7d&requester=…&platform=…&limit=…&pageToken=…` (the live grants, one page),
+ * `GET /api/whois/:mac` (which grant holds a device). `nac` is called only by whois, on its first request.
  */
 export function mountAdminApi(
   router: Router,
-  deps: { client: Client; processor: EventProcessor; adminToken?: string }
+  deps: { client: Client; processor: EventProcessor; adminToken?: string; nac?: () => NacAdapter }
 ): void {
   const auth = adminAuth(deps.adminToken);
+  router.get('/api/grants', auth, async function listLiveGrants(ctx) {
+    const parsed = grantListParams.safeParse(ctx.query);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const where = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'query');
+      throw new HttpError(400, 'invalid_query', `${where}: ${issue.message}`);
+    }
+    const { filter, page } = toListArgs(parsed.data);
+    try {
+      ctx.body = await listGrants(deps.client, filter, page);
+    } catch (err) {
+      if (err instanceof InvalidPageTokenError)
+        throw new HttpError(400, 'invalid_page_token', `pageToken: ${err.message}`);
+      throw err;
+    }
+  });
+  router.get('/api/whois/:mac', auth, async function whoisDevice(ctx) {
+    if (!deps.nac) throw new HttpError(503, 'nac_unavailable', 'this ingress has no NAC adapter configured');
+    try {
+      ctx.body = await whois({ client: deps.client, nac: deps.nac() }, ctx.params.mac!);
+    } catch (err) {
+      if (err instanceof InvalidMacError) throw new HttpError(400, 'invalid_mac', err.message);
+      if (isIntegrationError(err)) throw new HttpError(502, 'nac_error', `the NAC lookup failed: ${err.message}`);
+      throw err;
+    }
+  });
   router.get('/api/approvals/:id', auth, async function getApproval(ctx) {
     const workflowId = toWorkflowId(ctx.params.id!);
     const handle = deps.client.workflow.getHandle(workflowId);
