@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { parseDurationMs } from '../domain/duration';
 import type { PlatformName } from '../domain/types';
 import { requesterRef } from '../platforms/requester-ref';
+import { queryRun } from '../temporal/query';
 import {
   ApprovalPlatformKey,
   GrantExpiresAtKey,
@@ -32,8 +33,6 @@ export const MAX_PAGE_SIZE = 1000;
 const WORKFLOW_TYPE = 'nacWhitelistWorkflow';
 /** Queries in flight at once: each one is a workflow task on some worker, so a page must not flood the workers. */
 const QUERY_CONCURRENCY = 16;
-/** A run whose worker is gone would hold its query until the RPC deadline; one slow run must not stall the page. */
-export const QUERY_TIMEOUT_MS = 5000;
 
 export interface GrantFilter {
   expiringWithinMs?: number;
@@ -218,11 +217,9 @@ export function listGrantExecutions(
   });
 }
 
-/** The run's `status` query under QUERY_TIMEOUT_MS; always the latest run of the id (Continue-As-New moves it). */
+/** The run's `status` query, answered within QUERY_TIMEOUT_MS (temporal/query.ts). */
 export function queryStatus(client: Client, workflowId: string): Promise<GrantStatus> {
-  return client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
-    client.workflow.getHandle(workflowId).query(statusQuery)
-  );
+  return queryRun(client, workflowId, statusQuery);
 }
 
 /** `<platform>-<instance id>`; the ApprovalPlatform attribute, when present, says where the prefix ends. */

@@ -3,7 +3,8 @@ import { formatMac, normaliseMac } from '../domain/mac';
 import type { PlatformName } from '../domain/types';
 import type { EndpointSnapshot, NacAdapter, NacDriver } from '../nac/adapter';
 import { holdingsQuery, RequesterRefKey, type GrantPhase, type Holding } from '../workflows/definitions';
-import { firstLine, queryStatus, QUERY_TIMEOUT_MS, splitWorkflowId } from './grants';
+import { queryRun } from '../temporal/query';
+import { firstLine, queryStatus, splitWorkflowId } from './grants';
 
 /**
  * `approval-plus whois <mac>` / `GET /api/whois/:mac`: who holds a device on the NAC. The NAC's ApprovalPlus tag names
@@ -125,7 +126,7 @@ export async function whois(deps: { client: Client; nac: NacAdapter }, macText: 
   // Both queries at once: each is a workflow task on the worker; neither blocks the other's answer.
   const [status, holdings] = await Promise.allSettled([
     queryStatus(deps.client, tag.grantId),
-    deps.client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(holdingsQuery)),
+    queryRun(deps.client, tag.grantId, holdingsQuery),
   ]);
   if (status.status === 'fulfilled') {
     grant.phase = status.value.phase;

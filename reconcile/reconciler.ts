@@ -12,6 +12,7 @@ import type { PlatformName } from '../domain/types';
 import { startOptionsFor } from '../ingress/event-processor';
 import type { CreateResult, EndpointSnapshot, NacAdapter } from '../nac/adapter';
 import type { ApprovalPlatform } from '../platforms/platform';
+import { queryRun } from '../temporal/query';
 import { holdingsQuery, workflowIdFor, type AdoptPriorInput } from '../workflows/definitions';
 import type { NacWhitelistInput } from '../workflows/nac-whitelist.workflow';
 
@@ -176,7 +177,7 @@ interface GrantPrior {
  */
 export async function priorFromGrant(client: Client, grantId: string, mac: string): Promise<GrantPrior> {
   try {
-    const held = (await client.workflow.getHandle(grantId).query(holdingsQuery)).find((h) => h.mac === mac);
+    const held = (await queryRun(client, grantId, holdingsQuery)).find((h) => h.mac === mac);
     if (held) return { found: true, snapshot: held.prior, source: 'grant state' };
   } catch (err) {
     if (isNotFound(err)) return { found: false, snapshot: null, source: 'grant history' };
