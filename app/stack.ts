@@ -271,6 +271,7 @@ export async function startStack(
         forwardSubscribers: allSubscribers(config.forwarding.routes),
         timeZone: config.timeZone,
         shutdownGraceMs: config.worker.shutdownGraceMs,
+        maxCachedWorkflows: config.worker.maxCachedWorkflows,
         amendments: { client: activityClient, routes: config.routes, platforms, timing: timingFor(config) },
         reconcile: {
           client: activityClient,

@@ -28,6 +28,12 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+/**
+ * WORKER_MAX_CACHED_WORKFLOWS' default: measured with B4 (docs/benchmarks.md) so a worker holding 5,000 live grants
+ * stays within 400 MiB RSS. The SDK's own default grows with the heap limit (2,310 runs at a 4 GiB heap: 1.4 GiB).
+ */
+export const DEFAULT_MAX_CACHED_WORKFLOWS = 250;
+
 export const envSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -71,6 +77,17 @@ export const envSchema = z.object({
     .string()
     .regex(/^\d+(ms|s|m)$/, 'must be a duration like 20s, 500ms, 1m')
     .default('20s'),
+  /**
+   * The worker's sticky cache of workflow runs (Temporal SDK `maxCachedWorkflows`). Every live grant is an open run;
+   * the cache, not the number of grants, sets the worker's memory (~0.4 MiB per cached run, B4). A run outside the
+   * cache is replayed from its history when its timer fires or a signal arrives. 0 = no cache (every task replays).
+   */
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce
+    .number()
+    .int('must be a whole number')
+    .min(0, 'must be 0 (no cache) or more')
+    .refine((n) => n === 0 || n >= 2, 'must be 0 (no cache) or at least 2')
+    .default(DEFAULT_MAX_CACHED_WORKFLOWS),
 
   ADMIN_TOKEN: optionalNonEmpty.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   REMINDER_LEAD: z
@@ -152,8 +169,8 @@ export interface AppConfig {
   nac: NacConfig;
   nacSimPort: number;
   temporal: { address?: string; namespace: string; uiPort: number; apiKey?: string; tls: boolean };
-  /** The worker process: its HTTP endpoint (0 = off), the SDK's metrics exporter, its shutdown grace. */
-  worker: { httpPort: number; temporalMetricsAddress?: string; shutdownGraceMs: number };
+  /** The worker process: its HTTP endpoint (0 = off), the SDK's metrics exporter, shutdown grace, workflow cache. */
+  worker: { httpPort: number; temporalMetricsAddress?: string; shutdownGraceMs: number; maxCachedWorkflows: number };
   adminToken?: string;
   reminderLead: string;
   reconcile: { interval: string | 'off'; lookback: string; fix: boolean; approvalMaxAge: string };
@@ -236,6 +253,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       httpPort: e.WORKER_HTTP_PORT,
       temporalMetricsAddress: e.TEMPORAL_METRICS_ADDRESS,
       shutdownGraceMs: parseDurationMs(e.WORKER_SHUTDOWN_GRACE),
+      maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
     },
     adminToken: e.ADMIN_TOKEN,
     reminderLead: e.REMINDER_LEAD,
@@ -361,6 +379,7 @@ export function redactedConfig(c: AppConfig): Record<string, unknown> {
       httpPort: c.worker.httpPort || 'off',
       temporalMetrics: c.worker.temporalMetricsAddress ?? 'off',
       shutdownGraceMs: c.worker.shutdownGraceMs,
+      maxCachedWorkflows: c.worker.maxCachedWorkflows,
     },
     timeZone: c.timeZone,
     adminApi: c.adminToken ? 'on' : 'off',

@@ -60,7 +60,12 @@ const APP_SERVICES = ['worker', 'ingress', 'sandbox'];
 const LONG_RUNNING = ['postgresql', 'temporal', 'temporal-ui', 'worker', 'ingress', 'sandbox'];
 const ONE_SHOT = ['temporal-schema', 'temporal-namespace'];
 /** Set on the worker alone, with the shared contract's values (not from .env). */
-const WORKER_ONLY = ['WORKER_HTTP_PORT', 'TEMPORAL_METRICS_ADDRESS', 'WORKER_SHUTDOWN_GRACE'];
+const WORKER_ONLY = [
+  'WORKER_HTTP_PORT',
+  'TEMPORAL_METRICS_ADDRESS',
+  'WORKER_SHUTDOWN_GRACE',
+  'WORKER_MAX_CACHED_WORKFLOWS',
+];
 
 /** .env.example as compose reads a .env file: NAME=value lines. */
 function readEnvFile(file: string): Map<string, string> {

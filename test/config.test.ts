@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, redactedConfig } from '../config/config';
+import { ConfigError, DEFAULT_MAX_CACHED_WORKFLOWS, loadConfig, redactedConfig } from '../config/config';
 import { ROOT } from './support/harness';
 
 const routes = (body: string) => {
@@ -21,6 +21,14 @@ describe('configuration', () => {
     assert.equal(c.feishu.baseUrl, 'http://127.0.0.1:3100');
     assert.equal(c.routes[0]!.approvalCode, '7C468A54-8745-2245-9675-08B7C63E7A85');
     assert.deepEqual(c.routes[0]!.macFields, ['MAC地址']);
+  });
+
+  it("the worker's workflow cache: the measured default, 0 turns it off", () => {
+    assert.equal(loadConfig({}).worker.maxCachedWorkflows, DEFAULT_MAX_CACHED_WORKFLOWS);
+    assert.equal(loadConfig({ WORKER_MAX_CACHED_WORKFLOWS: '0' }).worker.maxCachedWorkflows, 0);
+    assert.equal(loadConfig({ WORKER_MAX_CACHED_WORKFLOWS: '1000' }).worker.maxCachedWorkflows, 1000);
+    const logged = redactedConfig(loadConfig({})).worker as { maxCachedWorkflows: number };
+    assert.equal(logged.maxCachedWorkflows, DEFAULT_MAX_CACHED_WORKFLOWS);
   });
 
   it('production needs a NAC driver and a routes file', () => {
@@ -90,6 +98,12 @@ describe('configuration', () => {
     ],
     ['port', { PORT: 'eighty' }, /^invalid PORT/],
     ['max rps', { NAC_MAX_RPS: '-1' }, /^invalid NAC_MAX_RPS/],
+    [
+      'worker cache',
+      { WORKER_MAX_CACHED_WORKFLOWS: '1' },
+      /^invalid WORKER_MAX_CACHED_WORKFLOWS: must be 0 \(no cache\) or at least 2/,
+    ],
+    ['worker cache size', { WORKER_MAX_CACHED_WORKFLOWS: 'lots' }, /^invalid WORKER_MAX_CACHED_WORKFLOWS/],
     ['driver', { NAC_DRIVER: 'fortinac' }, /^invalid NAC_DRIVER/],
     ['url', { NAC_BASE_URL: 'not a url' }, /^invalid NAC_BASE_URL/],
     ['coa', { NAC_COA: 'bounce' }, /^invalid NAC_COA/],

@@ -49,6 +49,11 @@ export interface WorkerDeps {
    * container stop grace period).
    */
   shutdownGraceMs?: number;
+  /**
+   * WORKER_MAX_CACHED_WORKFLOWS: how many workflow runs stay in the sticky cache (SDK `maxCachedWorkflows`); the rest are
+   * replayed from history on their next task. This, not the number of live grants, bounds the worker's memory.
+   */
+  maxCachedWorkflows?: number;
 }
 
 /** Both workers, started together. */
@@ -159,6 +164,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Workers> {
     taskQueue: TASK_QUEUE,
     identity,
     ...workflowSource,
+    ...(deps.maxCachedWorkflows === undefined ? {} : { maxCachedWorkflows: deps.maxCachedWorkflows }),
     activities: {
       ...createApprovalActivities({ platforms: deps.platforms, timeZone: deps.timeZone }),
       ...createForwardActivities({ subscribers: deps.forwardSubscribers ?? [] }),
