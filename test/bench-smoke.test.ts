@@ -114,8 +114,18 @@ describe('benchmarks in quick mode (real Temporal dev server, child worker and i
       leaver: { grants: number; ack: { status: number; outcome: string } };
       nacAfterLeaver: { missing: number; duplicates: number; unexpected: number };
       runningAfterLeaver: number;
+      expiringThisWeek: {
+        expected: number;
+        counted: number;
+        allPages: { rows: number; unknownPhase: number };
+      };
     };
     assert.equal(r.held.runningWorkflows, r.grants);
+    // `grants --expiring 7d` finds exactly the 7-day grants, each answered by its run's status query.
+    assert.ok(r.expiringThisWeek.expected > 0);
+    assert.equal(r.expiringThisWeek.counted, r.expiringThisWeek.expected);
+    assert.equal(r.expiringThisWeek.allPages.rows, r.expiringThisWeek.expected);
+    assert.equal(r.expiringThisWeek.allPages.unknownPhase, 0);
     assert.ok((r.held.dbBytes ?? 0) > 0, 'sqlite size measured');
     assert.ok((r.held.workerRssBytes[0] ?? 0) > 0);
     assert.deepEqual(

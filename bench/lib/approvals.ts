@@ -15,14 +15,16 @@ export interface Submitted extends ApprovalSpec, PostResult {
 
 /**
  * Submit approvals either at a fixed arrival rate (`rate` per second, each one sent on schedule without waiting for
- * the others) or as a burst with at most `concurrency` requests in flight.
+ * the others) or as a burst with at most `concurrency` requests in flight. With `gate`, each submission first waits
+ * for it (e.g. until fewer than so many approvals are still on their way to the requester's message).
  */
 export async function submitApprovals(
   topo: Topology,
   specs: ApprovalSpec[],
-  mode: { rate: number } | { concurrency: number }
+  mode: ({ rate: number } | { concurrency: number }) & { gate?: () => Promise<void> }
 ): Promise<Submitted[]> {
   const one = async (spec: ApprovalSpec, index: number): Promise<Submitted> => {
+    await mode.gate?.();
     const instance = topo.createApproval(spec.openId, spec.macs, spec.duration);
     const res = await topo.post(topo.approvedEvent(instance));
     return { ...spec, ...res, index, instance };

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -16,6 +16,7 @@ import { type NacSimProfileName } from '../../simulators/nac/profiles';
 import { startNacSimulator, type NacSimulator, type SimRequestRecord } from '../../simulators/nac/server';
 import { ensureSearchAttributes, freePort, startDevServer, type DevServer } from '../../temporal/dev-server';
 import { NAC_TASK_QUEUE, TASK_QUEUE } from '../../workflows/definitions';
+import { bundleWorkflows } from '../../scripts/bundle-workflows';
 import { procMemory, type ProcMemory } from './proc';
 import { sleep, waitFor } from './stats';
 
@@ -34,6 +35,9 @@ export function outDir(): string {
   return path.resolve(ROOT, process.env.BENCH_OUT_DIR || '.bench-out');
 }
 const BIN = path.join(ROOT, 'bin', 'approval-plus.mjs');
+/** `npm run build`'s output and the prebuilt workflow bundle, as the Docker image runs them. */
+const BUILT_MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+const BUILT_BUNDLE = path.join(ROOT, 'dist', 'workflow-bundle.js');
 
 const SECRETS = {
   FEISHU_APP_ID: 'cli_bench0a1b2c3d4e5f',
@@ -55,8 +59,16 @@ export interface TopologyOptions {
   ingress?: number;
   /** Extra env for the children (NAC_MAX_RPS, …). */
   childEnv?: Record<string, string>;
+  /** Extra env for the worker children alone (NODE_OPTIONS, …). */
+  workerEnv?: Record<string, string>;
   /** The NAC simulator's version profile; the workers use that vendor's adapter (NAC_DRIVER=sim). */
   nacProfile?: NacSimProfileName;
+  /**
+   * How the children run: `tsx` (the sources through tsx, the worker bundling its workflows at start, as `npm start`
+   * does; the default) or `built` (compiled JavaScript and a prebuilt workflow bundle, NODE_ENV=production, as the
+   * Docker image runs them; the bench builds dist/ first).
+   */
+  runtime?: 'tsx' | 'built';
   /** The embedded dev server's SQLite journal (`--journal default|wal`; default wal, as `npm start` runs it). */
   journal?: 'wal' | 'default';
   say?: (line: string) => void;
@@ -90,6 +102,7 @@ export interface TopologyInfo {
   label?: string;
   nacProfile: NacSimProfileName;
   journal?: 'wal' | 'default';
+  runtime: 'tsx' | 'built';
 }
 
 export class Topology {
@@ -103,6 +116,12 @@ export class Topology {
   readonly approvalCode = `BENCH-${randomBytes(6).toString('hex').toUpperCase()}`;
   readonly runDir: string;
   readonly dbFile: string;
+  /** `--runtime` as benchmarks take it. */
+  static runtimeArg(args: Record<string, string | boolean>, fallback: 'tsx' | 'built' = 'tsx'): 'tsx' | 'built' {
+    const v = args.runtime ?? fallback;
+    if (v !== 'tsx' && v !== 'built') throw new Error('--runtime: tsx or built');
+    return v;
+  }
   /** `--journal` as benchmarks take it. */
   static journalArg(args: Record<string, string | boolean>): 'wal' | 'default' {
     const j = args.journal ?? 'wal';
@@ -159,11 +178,21 @@ export class Topology {
       label: process.env.BENCH_LABEL || undefined,
       nacProfile: this.nacProfile,
       journal: this.external ? undefined : (this.opts.journal ?? 'wal'),
+      runtime: this.opts.runtime ?? 'tsx',
     };
   }
 
   async start(): Promise<this> {
     process.once('exit', () => this.killAll('SIGKILL'));
+    if (this.opts.runtime === 'built') {
+      this.say("Building dist/ and the workflow bundle (the Docker image's way of running) …");
+      const built = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], {
+        cwd: ROOT,
+        stdio: 'inherit',
+      });
+      if (built.status !== 0) throw new Error(`npm run build failed (exit ${built.status ?? built.signal})`);
+      await bundleWorkflows(BUILT_BUNDLE, { quiet: true });
+    }
     if (this.external) {
       this.temporalAddress = process.env.BENCH_TEMPORAL_ADDRESS!;
       this.say(`Temporal: external ${this.temporalAddress} (namespace ${this.namespace})`);
@@ -252,9 +281,15 @@ export class Topology {
     mkdirSync(logDir, { recursive: true });
     const logFile = path.join(logDir, `${this.opts.name}-${role}-${index}.log`);
     const log = createWriteStream(logFile);
-    const child = spawn(process.execPath, [BIN, role], {
+    const built = this.opts.runtime === 'built';
+    const child = spawn(process.execPath, [built ? BUILT_MAIN : BIN, role], {
       cwd: ROOT,
-      env: { ...process.env, ...this.env, ...extraEnv },
+      env: {
+        ...process.env,
+        ...this.env,
+        ...(built ? { NODE_ENV: 'production', WORKFLOW_BUNDLE: BUILT_BUNDLE } : {}),
+        ...extraEnv,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.pipe(log);
@@ -265,7 +300,7 @@ export class Topology {
   }
 
   private async spawnWorker(index: number): Promise<ChildInfo> {
-    const info = this.spawnChild('worker', index, {});
+    const info = this.spawnChild('worker', index, this.opts.workerEnv ?? {});
     // The worker's identity ends with its pid (approval-plus-worker@<host>/<pid> or …@<pid>).
     const mine = new RegExp(`[@/]${info.pid}$`);
     await waitFor(
