@@ -32,7 +32,7 @@ export class ConfigError extends Error {
  * WORKER_MAX_CACHED_WORKFLOWS' default: measured with B4 (docs/benchmarks.md) so a worker holding 5,000 live grants
  * stays within 400 MiB RSS. The SDK's own default grows with the heap limit (2,310 runs at a 4 GiB heap: 1.4 GiB).
  */
-export const DEFAULT_MAX_CACHED_WORKFLOWS = 250;
+export const DEFAULT_MAX_CACHED_WORKFLOWS = 100;
 
 export const envSchema = z.object({
   PORT: port.default(3000),
