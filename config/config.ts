@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { bool, optionalNonEmpty, port } from './env-values';
 import { canonicalTimeZone, hostTimeZone } from '../domain/time-zone';
 import { parseDurationMs } from '../domain/duration';
+import { PLATFORM_NAMES } from '../domain/types';
 import {
   buildForwardRoute,
   forwardingEnvShape,
@@ -122,7 +123,7 @@ export const ENV_VARIABLES = Object.keys(envSchema.shape) as (keyof Env)[];
 export const PROCESS_ENV_VARIABLES = ['WORKFLOW_BUNDLE', 'TEMPORAL_CLI_PATH'] as const;
 
 const routeSchema = z.object({
-  platform: z.enum(['feishu', 'dingtalk', 'wecom']),
+  platform: z.enum(PLATFORM_NAMES),
   approval_code: z.string().min(1),
   automation: z.enum(['nac-whitelist']),
   fields: z.object({
@@ -132,7 +133,7 @@ const routeSchema = z.object({
 });
 // Each entry is checked against its automation's schema in loadRoutesFile (forward routes: forwarding/config.ts).
 const routeHeadSchema = z.looseObject({
-  platform: z.enum(['feishu', 'dingtalk', 'wecom']),
+  platform: z.enum(PLATFORM_NAMES),
   approval_code: z.string().min(1),
   automation: z.enum(['nac-whitelist', 'forward']),
 });

@@ -3,7 +3,9 @@
  * workflow code, so it must stay free of I/O and Node built-ins.
  */
 
-export type PlatformName = 'feishu' | 'dingtalk' | 'wecom';
+/** Every approval platform, in one list: config schemas, the operator's filters and workflow-id parsing use it. */
+export const PLATFORM_NAMES = ['feishu', 'dingtalk', 'wecom'] as const;
+export type PlatformName = (typeof PLATFORM_NAMES)[number];
 
 /** Approval instance statuses, normalised to Feishu's vocabulary (DingTalk/WeCom map onto these). */
 export type ApprovalStatus =

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseDurationMs } from '../domain/duration';
-import type { PlatformName } from '../domain/types';
+import { PLATFORM_NAMES, type PlatformName } from '../domain/types';
 import type { ForwardRetry } from './model';
 import { secretKey } from './signing';
 
@@ -43,7 +43,7 @@ const subscriberSchema = z.strictObject({
 });
 
 export const forwardRouteSchema = z.strictObject({
-  platform: z.enum(['feishu', 'dingtalk', 'wecom']),
+  platform: z.enum(PLATFORM_NAMES),
   approval_code: z.string().min(1),
   automation: z.literal('forward'),
   include_raw: z.boolean().default(false),

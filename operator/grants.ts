@@ -6,7 +6,7 @@ import type { temporal } from '@temporalio/proto';
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { parseDurationMs } from '../domain/duration';
-import type { PlatformName } from '../domain/types';
+import { PLATFORM_NAMES, type PlatformName } from '../domain/types';
 import { requesterRef } from '../platforms/requester-ref';
 import { queryRun } from '../temporal/query';
 import {
@@ -26,7 +26,6 @@ import {
  * the number of live grants — the caller pages on with `nextPageToken`.
  */
 
-export const PLATFORMS: readonly PlatformName[] = ['feishu', 'dingtalk', 'wecom'];
 export const DEFAULT_PAGE_SIZE = 50;
 /** The dev server's and the SQL visibility stores' own cap on one page. */
 export const MAX_PAGE_SIZE = 1000;
@@ -73,7 +72,7 @@ export const grantListParams = z.strictObject({
     })
     .optional(),
   requester: z.string().min(1).max(200).optional(),
-  platform: z.enum(PLATFORMS as [PlatformName, ...PlatformName[]]).optional(),
+  platform: z.enum(PLATFORM_NAMES).optional(),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional(),
   pageToken: z
     .string()
@@ -107,7 +106,9 @@ export function grantsQuery(filter: GrantFilter, nowMs: number): string {
   if (filter.platform) clauses.push(`${ApprovalPlatformKey.name} = '${filter.platform}'`);
   if (filter.requesterId !== undefined) {
     // The search attribute holds a hash of (platform, id): without a platform the id may be any platform's.
-    const refs = (filter.platform ? [filter.platform] : PLATFORMS).map((p) => requesterRef(p, filter.requesterId!));
+    const refs = (filter.platform ? [filter.platform] : PLATFORM_NAMES).map((p) =>
+      requesterRef(p, filter.requesterId!)
+    );
     clauses.push(
       refs.length === 1
         ? `${RequesterRefKey.name} = '${refs[0]}'`
@@ -228,7 +229,9 @@ export function splitWorkflowId(
   platformAttr?: string
 ): { platform: PlatformName; instanceId: string } {
   const platform =
-    PLATFORMS.find((p) => p === platformAttr) ?? PLATFORMS.find((p) => workflowId.startsWith(`${p}-`)) ?? 'feishu';
+    PLATFORM_NAMES.find((p) => p === platformAttr) ??
+    PLATFORM_NAMES.find((p) => workflowId.startsWith(`${p}-`)) ??
+    'feishu';
   const prefix = `${platform}-`;
   return { platform, instanceId: workflowId.startsWith(prefix) ? workflowId.slice(prefix.length) : workflowId };
 }
