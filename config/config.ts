@@ -80,7 +80,7 @@ export const envSchema = z.object({
     .default('20s'),
   /**
    * The worker's sticky cache of workflow runs (Temporal SDK `maxCachedWorkflows`). Every live grant is an open run;
-   * the cache, not the number of grants, sets the worker's memory (~0.4 MiB per cached run, B4). A run outside the
+   * the cache, not the number of grants, sets the worker's memory (~0.35 MiB per cached run, B4). A run outside the
    * cache is replayed from its history when its timer fires or a signal arrives. 0 = no cache (every task replays).
    */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce
