@@ -8,7 +8,7 @@ import globals from 'globals';
 const nodeBuiltins = builtinModules.flatMap((m) => [m, `node:${m}`]);
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', 'docs/**', 'test/histories/**'] },
+  { ignores: ['node_modules/**', '.data/**', 'docs/**', 'test/histories/**', 'dist/**', '.bench-out/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
