@@ -1,10 +1,15 @@
 import { Command } from 'commander';
-import { runCancel, runExtend, runStatus } from './operate';
-import { runDemo } from './demo';
-import { runForwardList, runForwardResend } from './forward';
-import { runGrants, runWhois, type GrantsOptions } from './operator-view';
-import { runReconcile } from './reconcile';
-import { runStack } from './run-stack';
+import type { runDemo as RunDemo } from './demo';
+import type { GrantsOptions } from './operator-view';
+import type { runStack as RunStack } from './run-stack';
+
+// Each command loads its module when it runs, not before: `approval-plus grants` need not load the worker's SDK, the
+// HTTP server and every platform, and `--help` loads none of them.
+const runStack = async (...a: Parameters<typeof RunStack>) => (await import('./run-stack.js')).runStack(...a);
+const runDemo = async (...a: Parameters<typeof RunDemo>) => (await import('./demo.js')).runDemo(...a);
+const operate = () => import('./operate.js');
+const forwardCommands = () => import('./forward.js');
+const operatorView = () => import('./operator-view.js');
 
 /** `approval-plus` — one CLI for running and operating ApprovalPlus. */
 const program = new Command()
@@ -38,27 +43,33 @@ program
   .command('status <instance>')
   .description('phase, each MAC with its state, expiry, last error (instance code or workflow id)')
   .option('--json', 'print JSON')
-  .action((instance: string, opts: { json?: boolean }) => runStatus(instance, opts));
+  .action(async (instance: string, opts: { json?: boolean }) => (await operate()).runStatus(instance, opts));
 program
   .command('cancel <instance>')
   .description('revoke a grant: undo every NAC change and tell the requester')
   .requiredOption('--reason <text>', 'why (the requester reads it)')
   .option('--by <who>', 'operator name for the audit trail', process.env.USER)
-  .action((instance: string, opts: { reason: string; by?: string }) => runCancel(instance, opts));
+  .action(async (instance: string, opts: { reason: string; by?: string }) =>
+    (await operate()).runCancel(instance, opts)
+  );
 program
   .command('extend <instance>')
   .description('extend an active grant; the requester is told and the reminder moves with the expiry')
   .requiredOption('--until <when>', 'new expiry: a date (2026-12-31), a duration from now (30d) or "permanent"')
   .option('--reason <text>', 'why (the requester reads it)')
   .option('--by <who>', 'operator name for the audit trail', process.env.USER)
-  .action((instance: string, opts: { until: string; reason?: string; by?: string }) => runExtend(instance, opts));
+  .action(async (instance: string, opts: { until: string; reason?: string; by?: string }) =>
+    (await operate()).runExtend(instance, opts)
+  );
 program
   .command('reconcile')
   .description('start approved instances that have no workflow; report whitelist entries with no live grant')
   .option('--since <duration>', 'how far back to look for approvals', '24h')
   .option('--fix', 'restore whitelist entries whose grant is no longer live to the state the grant found')
   .option('--trigger', 'run the approval-plus-reconcile Schedule now, on the workers, instead of here')
-  .action((opts: { since: string; fix?: boolean; trigger?: boolean }) => runReconcile(opts));
+  .action(async (opts: { since: string; fix?: boolean; trigger?: boolean }) =>
+    (await import('./reconcile.js')).runReconcile(opts)
+  );
 program
   .command('grants')
   .description('the live grants, one line each: workflow id, requester (opaque ref), phase, expiry, devices; paged')
@@ -68,12 +79,12 @@ program
   .option('--limit <n>', 'grants per page, 1–1000 (default 50)')
   .option('--page-token <token>', 'the next page, as the previous page printed it')
   .option('--json', 'print JSON')
-  .action((opts: GrantsOptions) => runGrants(opts));
+  .action(async (opts: GrantsOptions) => (await operatorView()).runGrants(opts));
 program
   .command('whois <mac>')
   .description('which grant holds a device (any MAC notation): since when, until when, what it replaced')
   .option('--json', 'print JSON')
-  .action((mac: string, opts: { json?: boolean }) => runWhois(mac, opts));
+  .action(async (mac: string, opts: { json?: boolean }) => (await operatorView()).runWhois(mac, opts));
 
 const forward = program
   .command('forward')
@@ -84,13 +95,17 @@ forward
   .option('--failed', 'only failures no re-send has fixed yet')
   .option('--limit <n>', 'at most this many', '50')
   .option('--json', 'print JSON')
-  .action((opts: { failed?: boolean; limit?: string; json?: boolean }) => runForwardList(opts));
+  .action(async (opts: { failed?: boolean; limit?: string; json?: boolean }) =>
+    (await forwardCommands()).runForwardList(opts)
+  );
 forward
   .command('resend <workflowId>')
   .description('send a failed forward again (new run <id>-resend-<n>, same webhook-id, current retry policy)')
   .option('--force', 'also re-send one that was delivered')
   .option('--wait', 'wait until it is delivered or fails')
-  .action((workflowId: string, opts: { force?: boolean; wait?: boolean }) => runForwardResend(workflowId, opts));
+  .action(async (workflowId: string, opts: { force?: boolean; wait?: boolean }) =>
+    (await forwardCommands()).runForwardResend(workflowId, opts)
+  );
 
 program.parseAsync(process.argv).catch((err: Error) => {
   console.error(`approval-plus: ${err.message}`);

@@ -100,7 +100,8 @@ function cli(t: TestStack, ...args: string[]): Promise<{ code: number | null; st
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    // 'close', not 'exit': the child's output may still be in the pipes when it exits.
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
