@@ -116,17 +116,24 @@ export class Topology {
   readonly approvalCode = `BENCH-${randomBytes(6).toString('hex').toUpperCase()}`;
   readonly runDir: string;
   readonly dbFile: string;
+  /** A `--<name> a|b` option as benchmarks take it: one of `choices`, else `fallback`. */
+  static choiceArg<T extends string>(
+    args: Record<string, string | boolean>,
+    name: string,
+    choices: readonly T[],
+    fallback: T
+  ): T {
+    const v = args[name] ?? fallback;
+    if (!choices.includes(v as T)) throw new Error(`--${name}: ${choices.join(' or ')}`);
+    return v as T;
+  }
   /** `--runtime` as benchmarks take it. */
   static runtimeArg(args: Record<string, string | boolean>, fallback: 'tsx' | 'built' = 'tsx'): 'tsx' | 'built' {
-    const v = args.runtime ?? fallback;
-    if (v !== 'tsx' && v !== 'built') throw new Error('--runtime: tsx or built');
-    return v;
+    return Topology.choiceArg(args, 'runtime', ['tsx', 'built'] as const, fallback);
   }
   /** `--journal` as benchmarks take it. */
   static journalArg(args: Record<string, string | boolean>): 'wal' | 'default' {
-    const j = args.journal ?? 'wal';
-    if (j !== 'wal' && j !== 'default') throw new Error('--journal: wal or default');
-    return j;
+    return Topology.choiceArg(args, 'journal', ['wal', 'default'] as const, 'wal');
   }
   readonly children: ChildInfo[] = [];
   env: Record<string, string> = {};
