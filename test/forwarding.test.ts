@@ -409,4 +409,41 @@ describe('forwarding events to downstream subscribers (real Temporal dev server)
     assert.equal(row?.status, 'failed');
     assert.match(row?.detail ?? '', /gave up after 2500ms/);
   });
+
+  it('retries run out before the deadline (the next back-off would pass it): the same reason, not the bare answer', async () => {
+    // Attempt 1 at 0 s, attempt 2 at 1 s, the next due at 3 s > the 1.5 s budget: the server fails the activity at
+    // once with the last answer and retry state TIMEOUT, no TimeoutFailure — it must still read "gave up after".
+    leave.answer = () => ({ status: 503, body: 'maintenance' });
+    const input = {
+      event: {
+        kind: 'approval-status',
+        platform: 'feishu' as const,
+        eventId: `synthetic-${randomBytes(6).toString('hex')}`,
+        eventType: 'approval_instance',
+        approvalCode: LEAVE_CODE,
+        instanceId: 'I-SYNTHETIC-2',
+        status: 'APPROVED',
+      },
+      receivedAt: new Date().toISOString(),
+      subscriber: 'leave-sync',
+      url: leave.url,
+      webhookId: webhookIdFor('feishu', 'synthetic-2', 'leave-sync'),
+      retry: {
+        ...t.config.forwarding.retry,
+        initialIntervalMs: 1000,
+        backoffCoefficient: 2,
+        maximumIntervalMs: 10_000,
+        retryForMs: 1500,
+      },
+    };
+    const { workflowId } = await startForward(t.client, input);
+    await assert.rejects(t.client.workflow.getHandle(workflowId).result(), (err: unknown) => {
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.match(
+        err.cause?.message ?? '',
+        /^not delivered to leave-sync: gave up after 1500ms of retries; last: leave-sync answered HTTP 503 \(attempt \d+\): maintenance$/
+      );
+      return true;
+    });
+  });
 });

@@ -11,6 +11,7 @@ import {
   proxyActivities,
   setCurrentDetails,
 } from '@temporalio/workflow';
+import { RetryState } from '@temporalio/common';
 import type { ForwardActivities } from '../activities/forward';
 import type { ForwardDelivery, ForwardEventInput } from '../forwarding/model';
 
@@ -28,6 +29,9 @@ function reasonOf(err: unknown, retryForMs: number): string {
   let timedOut = false;
   let last: string | undefined;
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    // When the next retry would start after the schedule-to-close deadline, the server fails the activity with the
+    // last attempt's failure and retry state TIMEOUT, with no TimeoutFailure in the chain: retries ran out all the same.
+    if (e instanceof ActivityFailure && e.retryState === RetryState.TIMEOUT) timedOut = true;
     if (e instanceof TimeoutFailure) {
       timedOut = true;
       // The server attaches the last attempt's failure to the time-out; the SDK leaves it in the raw proto only.
